@@ -1,0 +1,63 @@
+//! Command-line interface, kept apart from the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// MCP server that installs, supervises and routes through a local BitRouter daemon.
+#[derive(Debug, Parser)]
+#[command(name = "bitrouter-mcp", version, propagate_version = true)]
+pub struct Cli {
+    /// Plugin config (JSON or YAML, camelCase: port, host, autoStart, healthCheckIntervalMs,
+    /// interceptAllModels, providers, models). Every field is optional.
+    #[arg(long, global = true, env = "BITROUTER_MCP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where this server keeps its state; BitRouter's home is <data-dir>/bitrouter.
+    /// [default: the user's data directory + /bitrouter-mcp]
+    #[arg(
+        long,
+        global = true,
+        env = "BITROUTER_MCP_DATA_DIR",
+        value_name = "DIR"
+    )]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the MCP server over stdio or streamable HTTP.
+    Serve(ServeArgs),
+    /// Manage the BitRouter daemon binary.
+    Daemon {
+        #[command(subcommand)]
+        command: DaemonCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "transport")]
+pub struct ServeArgs {
+    /// Serve MCP on stdin/stdout (for agents that spawn the server).
+    #[arg(long, group = "transport")]
+    pub stdio: bool,
+    /// Serve MCP over streamable HTTP at http://ADDR/mcp, e.g. 127.0.0.1:8788.
+    #[arg(long, group = "transport", value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Bearer token HTTP clients must send; required for a non-loopback --http address.
+    #[arg(
+        long,
+        env = "BITROUTER_MCP_AUTH_TOKEN",
+        hide_env_values = true,
+        requires = "http"
+    )]
+    pub auth_token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Build the pinned BitRouter release into the cache (reused when present).
+    Install,
+}

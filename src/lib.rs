@@ -1,0 +1,24 @@
+//! bitrouter-mcp: an MCP server that makes a local BitRouter daemon an always-on, self-managing part
+//! of an agent's toolbox.
+//!
+//! Module map:
+//! - [`home`]: every path the project reads or writes, in one type.
+//! - [`fsutil`]: atomic, private file writes (keys, tokens, `.env`).
+//! - [`auth`]: BitRouter's on-disk accounts and JWTs, byte-compatible with `bitrouter` 0.11.0.
+//! - [`routing`]: the user's provider/model config and the route table built from it.
+//! - [`daemon_api`]: the only code that talks to the daemon's HTTP API.
+//! - [`supervisor`]: the daemon's process lifecycle.
+//! - [`tools`]: one module per MCP tool, plain functions over a [`home::Home`].
+//! - [`server`]: the MCP protocol surface (stdio and streamable HTTP).
+
+pub mod auth;
+pub mod daemon_api;
+pub mod fsutil;
+pub mod home;
+pub mod routing;
+pub mod server;
+pub mod supervisor;
+pub mod tools;
+
+/// The BitRouter release this project is built and tested against.
+pub const PINNED_BITROUTER_VERSION: &str = "0.11.0";

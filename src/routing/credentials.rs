@@ -1,0 +1,121 @@
+//! Where each provider's key comes from: a literal in config, a `${VAR}` reference, the provider's
+//! env prefix (`OPENAI` → `OPENAI_API_KEY`), or BitRouter's `.env`. Reports names only, never keys.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::config::{BUILTIN_PROVIDERS, PluginConfig};
+
+/// One provider as status shows it: no secret, just where its key would come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ProviderSummary {
+    pub name: String,
+    /// Built-in provider it inherits from, for custom providers.
+    pub derives: Option<String>,
+    pub api_base: Option<String>,
+    /// Where the key comes from, e.g. `env OPENAI_API_KEY`, `literal (stored in .env)`, `none`.
+    pub credential: String,
+    pub has_credentials: bool,
+    /// Whether it was named in the config (false: a built-in picked up from the environment).
+    pub configured: bool,
+}
+
+/// The env var holding a `${VAR}` reference, if the value is one.
+pub fn env_reference(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("${")
+        .and_then(|v| v.strip_suffix('}'))
+        .filter(|v| !v.is_empty())
+}
+
+/// The env var a provider's key is read from by prefix, e.g. `OPENAI_API_KEY`.
+pub fn prefix_var(name: &str, env_prefix: Option<&str>) -> String {
+    match env_prefix {
+        Some(p) => format!("{p}_API_KEY"),
+        None => format!("{}_API_KEY", name.to_ascii_uppercase().replace('-', "_")),
+    }
+}
+
+/// Names of the variables set in a `.env` file (values are not kept).
+pub fn env_file_keys(path: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Summarises every provider the daemon would know: built-ins and configured ones.
+pub fn summarize(
+    config: &PluginConfig,
+    env: impl Fn(&str) -> bool,
+    env_file: &BTreeSet<String>,
+) -> Vec<ProviderSummary> {
+    let is_set = |var: &str| env(var) || env_file.contains(var);
+    let mut out = Vec::new();
+    let names = config.known_providers();
+    for name in names {
+        let p = config.providers.get(&name);
+        let (credential, has) = match p.and_then(|p| p.api_key.as_deref()) {
+            Some(key) => match env_reference(key) {
+                Some(var) if is_set(var) => (format!("env {var}"), true),
+                Some(var) => (format!("env {var} (not set)"), false),
+                None => ("literal key from config (stored in .env)".to_string(), true),
+            },
+            None => {
+                let var = prefix_var(&name, p.and_then(|p| p.env_prefix.as_deref()));
+                if is_set(&var) {
+                    (format!("env {var}"), true)
+                } else {
+                    ("none".to_string(), false)
+                }
+            }
+        };
+        let builtin = BUILTIN_PROVIDERS.contains(&name.as_str());
+        if !builtin || p.is_some() || has {
+            out.push(ProviderSummary {
+                derives: p.and_then(|p| p.derives.clone()),
+                api_base: p.and_then(|p| p.api_base.clone()),
+                configured: p.is_some(),
+                name,
+                credential,
+                has_credentials: has,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn detects_env_keys_and_never_shows_literals() {
+        let config = PluginConfig::parse(
+            r#"{"providers":{"openrouter":{"derives":"openai","apiKey":"${OPENROUTER_API_KEY}"},
+                "mine":{"derives":"anthropic","apiKey":"sk-literal-123"}}}"#,
+        )
+        .unwrap();
+        let env = |v: &str| v == "OPENAI_API_KEY";
+        let file: BTreeSet<String> = ["GOOGLE_API_KEY".to_string()].into();
+        let s = summarize(&config, env, &file);
+        let names: Vec<&str> = s.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["openai", "google", "mine", "openrouter"]);
+        assert_eq!(s[0].credential, "env OPENAI_API_KEY");
+        assert!(s[1].has_credentials);
+        assert_eq!(s[2].credential, "literal key from config (stored in .env)");
+        assert_eq!(s[3].credential, "env OPENROUTER_API_KEY (not set)");
+        assert!(!s[3].has_credentials);
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("sk-literal-123"));
+    }
+}

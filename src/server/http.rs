@@ -1,0 +1,92 @@
+//! MCP over streamable HTTP at `/mcp`.
+//!
+//! Loopback by default. A non-loopback bind needs a bearer token; browsers' cross-site requests
+//! are refused by `Origin` (DNS rebinding), and rmcp itself refuses foreign `Host` headers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use super::{AppState, BitrouterServer, ServeError};
+
+/// Origins a local browser page may use; anything else gets 403.
+const LOCAL_ORIGINS: [&str; 6] = [
+    "http://localhost",
+    "http://localhost:*",
+    "http://127.0.0.1",
+    "http://127.0.0.1:*",
+    "http://[::1]",
+    "http://[::1]:*",
+];
+
+/// Binds `addr`, then serves until `shutdown`. Returns the bound address through `on_bound`
+/// so callers (and tests) can use port 0.
+pub async fn serve(
+    state: Arc<AppState>,
+    addr: SocketAddr,
+    auth_token: Option<String>,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    if !addr.ip().is_loopback() && auth_token.is_none() {
+        return Err(ServeError::InsecureBind(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let mut config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(shutdown.child_token())
+        .with_allowed_origins(LOCAL_ORIGINS);
+    if !addr.ip().is_loopback() {
+        // With a token required, any Host may reach us (e.g. a LAN name).
+        config = config.with_allowed_hosts(Vec::<String>::new());
+    }
+    let service: StreamableHttpService<BitrouterServer, LocalSessionManager> =
+        StreamableHttpService::new(
+            move || Ok(BitrouterServer::new(state.clone())),
+            Default::default(),
+            config,
+        );
+    let app = axum::Router::new().nest_service("/mcp", service).layer(
+        axum::middleware::from_fn_with_state(Arc::new(auth_token), require_bearer),
+    );
+    on_bound(bound);
+    tracing::info!(%bound, "MCP streamable HTTP listening on /mcp");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(ServeError::Http)
+}
+
+async fn require_bearer(
+    State(token): State<Arc<Option<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(expected) = token.as_deref() {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(expected) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "missing or wrong bearer token",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}

@@ -1,0 +1,217 @@
+//! The MCP protocol surface: tool and resource declarations, and the stdio and streamable-HTTP
+//! transports. Everything here adapts [`crate::tools`] to MCP; no business logic lives here.
+
+pub mod args;
+pub mod http;
+pub mod state;
+pub mod stdio;
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+
+pub use state::AppState;
+
+use crate::tools::{self, ToolError};
+use args::Args;
+
+/// Why a transport could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("stdio transport: {0}")]
+    Stdio(String),
+    #[error("cannot listen on {addr}: {source} (choose another address with --http)")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to serve MCP on non-loopback address {0} without a bearer token: pass --auth-token or set BITROUTER_MCP_AUTH_TOKEN"
+    )]
+    InsecureBind(std::net::SocketAddr),
+    #[error("HTTP server: {0}")]
+    Http(std::io::Error),
+}
+
+/// URI of the route table resource.
+pub const ROUTES_URI: &str = "bitrouter://routes";
+
+fn tool_error(e: ToolError) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(e.0)])
+}
+
+/// One MCP server; cheap to clone (the HTTP transport makes one per session).
+#[derive(Clone)]
+pub struct BitrouterServer {
+    state: Arc<AppState>,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl BitrouterServer {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self {
+            state,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(
+        name = "bitrouter_status",
+        description = "Check the local BitRouter LLM router: is the daemon healthy, where it listens \
+            (OpenAI-compatible base URL), which providers have credentials (names only, never keys), \
+            which virtual models route where, the binary version and the data paths. Read-only; \
+            call it first when model requests fail or to find the endpoint.",
+        annotations(
+            title = "BitRouter status",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn bitrouter_status(
+        &self,
+        Parameters(Args(_)): Parameters<Args<tools::status::StatusParams>>,
+    ) -> Result<Json<tools::status::StatusOutput>, CallToolResult> {
+        Ok(Json(self.state.status().await))
+    }
+
+    #[tool(
+        name = "bitrouter_account",
+        description = "Manage BitRouter's local Ed25519 accounts (the keys that sign API tokens): \
+            list them, generate a new one, or choose the active one by index or public-key prefix. \
+            Never reveals a private key. Same files as `bitrouter account`.",
+        annotations(
+            title = "BitRouter accounts",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn bitrouter_account(
+        &self,
+        Parameters(Args(p)): Parameters<Args<tools::account::AccountParams>>,
+    ) -> Result<Json<tools::account::AccountOutput>, CallToolResult> {
+        tools::account::run(&self.state.home, p)
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "bitrouter_keygen",
+        description = "Mint a BitRouter API key (a JWT signed by the active account) for calling \
+            models through the local router: choose expiry (\"30m\", \"12h\", \"30d\", \"never\"), \
+            scope (api or admin), an optional model allowlist and budget, and optionally save it \
+            by name. Returns the token and its decoded claims. Same format as `bitrouter keygen`.",
+        annotations(
+            title = "Mint a BitRouter API token",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn bitrouter_keygen(
+        &self,
+        Parameters(Args(p)): Parameters<Args<tools::keygen::KeygenParams>>,
+    ) -> Result<Json<tools::keygen::KeygenOutput>, CallToolResult> {
+        tools::keygen::run(&self.state.home, p)
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "bitrouter_keys",
+        description = "List, inspect or remove saved BitRouter API tokens (JWTs) of the active \
+            account: name, scope, model allowlist, expiry and whether it has expired. Listing and \
+            showing never print the token text. action \"remove\" deletes a token file and cannot \
+            be undone. Same files as `bitrouter keys`.",
+        annotations(
+            title = "Saved BitRouter tokens",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn bitrouter_keys(
+        &self,
+        Parameters(Args(p)): Parameters<Args<tools::keys::KeysParams>>,
+    ) -> Result<Json<tools::keys::KeysOutput>, CallToolResult> {
+        tools::keys::run(&self.state.home, p)
+            .map(Json)
+            .map_err(tool_error)
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for BitrouterServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("bitrouter-mcp", env!("CARGO_PKG_VERSION")).with_title("BitRouter"),
+        )
+        .with_instructions(
+            "BitRouter is a local LLM routing proxy with failover between providers. Use \
+             bitrouter_status to see health and the endpoint, bitrouter_keygen to mint an API \
+             token, bitrouter_keys and bitrouter_account to manage tokens and signing accounts. \
+             The resource bitrouter://routes holds the live route table. The daemon's lifecycle \
+             is managed by this server and cannot be changed through tools.",
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            Resource::new(ROUTES_URI, "routes")
+                .with_title("BitRouter route table")
+                .with_description(
+                    "Each virtual model with its strategy and endpoints (provider, model id, \
+                     health, active), the providers usable as provider:model_id, and whether the \
+                     daemon is healthy.",
+                )
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri != ROUTES_URI {
+            return Err(ErrorData::resource_not_found(
+                format!(
+                    "unknown resource \"{}\" (available: {ROUTES_URI})",
+                    request.uri
+                ),
+                None,
+            ));
+        }
+        let table = self.state.route_table().await;
+        let text = serde_json::to_string_pretty(&table)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, ROUTES_URI).with_mime_type("application/json"),
+        ])
+        .into())
+    }
+}

@@ -1,0 +1,128 @@
+//! `bitrouter_status`: one read-only snapshot of everything a user would check first: the daemon's
+//! health, the binary, paths, providers (names and key sources only) and virtual models.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::keystore;
+use crate::daemon_api::DaemonClient;
+use crate::home::Home;
+use crate::routing::PluginConfig;
+use crate::routing::credentials::{self, ProviderSummary};
+use crate::supervisor::binary::BinaryInfo;
+
+/// `bitrouter_status` takes no arguments.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusParams {}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatusOutput {
+    /// Version of this MCP server.
+    pub server_version: String,
+    /// Address the daemon listens on; OpenAI-compatible clients use `http://<listen>/v1`.
+    pub listen: String,
+    pub daemon: DaemonHealth,
+    pub binary: BinaryInfo,
+    pub paths: Paths,
+    pub providers: Vec<ProviderSummary>,
+    pub models: Vec<ModelSummary>,
+    pub intercept_all_models: bool,
+    pub auto_start: bool,
+    pub health_check_interval_ms: u64,
+    /// Number of local accounts and the active one's prefix.
+    pub accounts: usize,
+    pub active_account: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DaemonHealth {
+    /// `healthy` when `/health` answered ok, else `unreachable`.
+    pub state: String,
+    pub healthy: bool,
+    /// Round trip of the health probe, in milliseconds.
+    pub latency_ms: f64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Paths {
+    pub data_dir: String,
+    pub bitrouter_home: String,
+    /// The config file this server was started with, if any.
+    pub config_file: Option<String>,
+    pub daemon_config: String,
+    pub env_file: String,
+    pub logs_dir: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelSummary {
+    pub name: String,
+    pub strategy: String,
+    /// `provider:model_id` of each endpoint, in order.
+    pub endpoints: Vec<String>,
+}
+
+/// The providers as status and the route table show them.
+pub fn providers(home: &Home, config: &PluginConfig) -> Vec<ProviderSummary> {
+    credentials::summarize(
+        config,
+        |var| std::env::var_os(var).is_some_and(|v| !v.is_empty()),
+        &credentials::env_file_keys(&home.env_file()),
+    )
+}
+
+pub async fn run(
+    home: &Home,
+    config: &PluginConfig,
+    config_file: Option<&std::path::Path>,
+    daemon: &DaemonClient,
+    binary: &BinaryInfo,
+) -> StatusOutput {
+    let probe = daemon.health().await;
+    let accounts = keystore::list(home).unwrap_or_default();
+    StatusOutput {
+        server_version: env!("CARGO_PKG_VERSION").into(),
+        listen: config.listen_addr(),
+        daemon: DaemonHealth {
+            state: if probe.result.is_ok() {
+                "healthy"
+            } else {
+                "unreachable"
+            }
+            .into(),
+            healthy: probe.result.is_ok(),
+            latency_ms: probe.latency.as_secs_f64() * 1000.0,
+            error: probe.result.err(),
+        },
+        binary: binary.clone(),
+        paths: Paths {
+            data_dir: home.data_dir().display().to_string(),
+            bitrouter_home: home.bitrouter_home().display().to_string(),
+            config_file: config_file.map(|p| p.display().to_string()),
+            daemon_config: home.daemon_config_file().display().to_string(),
+            env_file: home.env_file().display().to_string(),
+            logs_dir: home.logs_dir().display().to_string(),
+        },
+        providers: providers(home, config),
+        models: config
+            .models
+            .iter()
+            .map(|(name, m)| ModelSummary {
+                name: name.clone(),
+                strategy: m.strategy.as_str().into(),
+                endpoints: m
+                    .endpoints
+                    .iter()
+                    .map(|e| format!("{}:{}", e.provider, e.model_id))
+                    .collect(),
+            })
+            .collect(),
+        intercept_all_models: config.intercept_all_models,
+        auto_start: config.auto_start,
+        health_check_interval_ms: config.health_check_interval_ms,
+        active_account: accounts.iter().find(|a| a.active).map(|a| a.prefix.clone()),
+        accounts: accounts.len(),
+    }
+}

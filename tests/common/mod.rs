@@ -1,0 +1,305 @@
+//! Shared harness for the integration tests: temp homes, our server binary (stdio and HTTP) driven
+//! by rmcp's client, the real `bitrouter` daemon, and fake upstream LLM providers on 127.0.0.1.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod upstream;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolRequestParams, CallToolResult, ReadResourceRequestParams};
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+
+pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_bitrouter-mcp");
+
+/// The pinned `bitrouter` binary: `$BITROUTER_BIN` or the project's cache.
+pub fn bitrouter_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BITROUTER_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = bitrouter_mcp::supervisor::binary::cached_binary().expect("no cache dir");
+    assert!(
+        p.is_file(),
+        "bitrouter {} not found at {}: run scripts/install-bitrouter.sh",
+        bitrouter_mcp::PINNED_BITROUTER_VERSION,
+        p.display()
+    );
+    p
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temp data dir, kept (and named in the panic message) when a test fails.
+pub struct TestHome {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestHome {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("bitrouter-mcp-test-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn home(&self) -> bitrouter_mcp::home::Home {
+        bitrouter_mcp::home::Home::new(self.dir.path())
+    }
+    pub fn bitrouter_home(&self) -> PathBuf {
+        self.home().bitrouter_home()
+    }
+    /// Writes a plugin config file and returns its path.
+    pub fn write_config(&self, json: &Value) -> PathBuf {
+        let p = self.dir.path().join("config.json");
+        std::fs::write(&p, serde_json::to_vec_pretty(json).unwrap()).unwrap();
+        p
+    }
+    /// Every file under the data dir, relative, sorted.
+    pub fn files(&self) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(base, &p, out);
+                    } else {
+                        out.push(p.strip_prefix(base).unwrap().display().to_string());
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.dir.path(), self.dir.path(), &mut out);
+        out.sort();
+        out
+    }
+    /// Runs the real `bitrouter` CLI against this home.
+    pub fn bitrouter(&self, args: &[&str]) -> std::process::Output {
+        let out = std::process::Command::new(bitrouter_bin())
+            .arg("--home-dir")
+            .arg(self.bitrouter_home())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bitrouter {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+/// An rmcp client connected to our server.
+pub struct Mcp {
+    pub client: RunningService<RoleClient, ()>,
+    child: Option<tokio::process::Child>,
+}
+
+impl Mcp {
+    /// Spawns `bitrouter-mcp serve --stdio` and connects over its stdin/stdout.
+    pub async fn stdio(home: &TestHome, config: Option<&Path>) -> Self {
+        let transport =
+            TokioChildProcess::new(tokio::process::Command::new(SERVER_BIN).configure(|cmd| {
+                cmd.args(["serve", "--stdio", "--data-dir"])
+                    .arg(home.data_dir());
+                if let Some(c) = config {
+                    cmd.arg("--config").arg(c);
+                }
+                cmd.env("BITROUTER_MCP_LOG", "warn");
+            }))
+            .unwrap();
+        let client = ().serve(transport).await.unwrap();
+        Self {
+            client,
+            child: None,
+        }
+    }
+
+    /// Spawns `bitrouter-mcp serve --http 127.0.0.1:<port>` and connects over streamable HTTP.
+    pub async fn http(home: &TestHome, config: Option<&Path>) -> Self {
+        let port = free_port();
+        let mut cmd = tokio::process::Command::new(SERVER_BIN);
+        cmd.args([
+            "serve",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(home.data_dir())
+        .env("BITROUTER_MCP_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd.spawn().unwrap();
+        wait_for_port(port, Duration::from_secs(10)).await;
+        let transport =
+            StreamableHttpClientTransport::from_uri(format!("http://127.0.0.1:{port}/mcp"));
+        let client = ().serve(transport).await.unwrap();
+        Self {
+            client,
+            child: Some(child),
+        }
+    }
+
+    pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
+        let mut params = CallToolRequestParams::new(tool.to_string());
+        if let Value::Object(map) = args {
+            params = params.with_arguments(map);
+        }
+        self.client.call_tool(params).await.unwrap()
+    }
+
+    /// Calls a tool that must succeed and returns its structured content.
+    pub async fn ok(&self, tool: &str, args: Value) -> Value {
+        let r = self.call(tool, args.clone()).await;
+        assert_ne!(
+            r.is_error,
+            Some(true),
+            "{tool} {args} failed: {:?}",
+            r.content
+        );
+        r.structured_content
+            .unwrap_or_else(|| panic!("{tool} returned no structured content"))
+    }
+
+    /// Calls a tool that must fail and returns its error text.
+    pub async fn err(&self, tool: &str, args: Value) -> String {
+        let r = self.call(tool, args.clone()).await;
+        assert_eq!(
+            r.is_error,
+            Some(true),
+            "{tool} {args} should have failed: {:?}",
+            r.structured_content
+        );
+        r.content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub async fn read_json(&self, uri: &str) -> Value {
+        let r = self
+            .client
+            .read_resource(ReadResourceRequestParams::new(uri))
+            .await
+            .unwrap();
+        match &r.contents[0] {
+            rmcp::model::ResourceContents::TextResourceContents { text, .. } => {
+                serde_json::from_str(text).unwrap()
+            }
+            other => panic!("expected text contents, got {other:?}"),
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.close().await;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+pub async fn wait_for_port(port: u16, timeout: Duration) {
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < timeout,
+            "nothing listened on 127.0.0.1:{port} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The real BitRouter daemon running `serve` in a test home; killed on drop.
+pub struct Daemon {
+    pub port: u16,
+    child: tokio::process::Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `yaml` as the home's `bitrouter.yaml` (with `server.listen` set) and starts the daemon.
+    pub async fn start(home: &TestHome, yaml_body: &str) -> Self {
+        let port = free_port();
+        let bh = home.bitrouter_home();
+        std::fs::create_dir_all(&bh).unwrap();
+        let yaml = format!("server:\n  listen: 127.0.0.1:{port}\n{yaml_body}");
+        std::fs::write(bh.join("bitrouter.yaml"), yaml).unwrap();
+        let log = home.data_dir().join("daemon-test.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = tokio::process::Command::new(bitrouter_bin())
+            .arg("--home-dir")
+            .arg(&bh)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let d = Self { port, child, log };
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = http.get(d.url("/health")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "daemon not healthy within 30 s; log:\n{}",
+                std::fs::read_to_string(&d.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        d
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// POSTs an OpenAI chat completion for `model` with `token`; returns status and body text.
+    pub async fn chat(&self, token: &str, model: &str) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({
+                "model": model,
+                "messages": [{"role": "user", "content": "hi"}]
+            }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}

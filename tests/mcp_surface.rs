@@ -1,0 +1,371 @@
+//! The MCP surface as a client sees it, over stdio and streamable HTTP: the tool list with schemas
+//! and annotations, every tool called, the route table resource, and clear errors for bad input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use bitrouter_mcp::auth::jwt;
+use common::{Mcp, TestHome};
+use serde_json::{Value, json};
+
+fn config() -> Value {
+    json!({
+        "port": 18787,
+        "providers": {"openrouter": {"derives": "openai", "apiBase": "https://openrouter.example/api/v1",
+                                     "apiKey": "sk-or-literal-secret-123"}},
+        "models": {
+            "fast": {"strategy": "load_balance", "endpoints": [
+                {"provider": "openai", "modelId": "gpt-4o-mini"},
+                {"provider": "anthropic", "modelId": "claude-3.5-haiku"}]},
+            "smart": {"strategy": "priority", "endpoints": [
+                {"provider": "anthropic", "modelId": "claude-sonnet-4-20250514"},
+                {"provider": "openai", "modelId": "gpt-4o"}]}
+        }
+    })
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Drives every tool and the resource through one connected client.
+async fn exercise(mcp: &Mcp, home: &TestHome) {
+    // Status before anything exists: config summary, no daemon, secrets redacted.
+    let status = mcp.ok("bitrouter_status", json!({})).await;
+    assert_eq!(status["listen"], "127.0.0.1:18787");
+    assert_eq!(status["daemon"]["healthy"], false);
+    assert_eq!(status["daemon"]["state"], "unreachable");
+    assert_eq!(status["accounts"], 0);
+    let models: Vec<&str> = status["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, ["fast", "smart"]);
+    assert_eq!(
+        status["models"][1]["endpoints"],
+        json!(["anthropic:claude-sonnet-4-20250514", "openai:gpt-4o"])
+    );
+    let openrouter = status["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "openrouter")
+        .expect("configured provider listed");
+    assert_eq!(openrouter["has_credentials"], true);
+    assert!(!status.to_string().contains("sk-or-literal-secret-123"));
+    assert!(
+        status["paths"]["bitrouter_home"]
+            .as_str()
+            .unwrap()
+            .starts_with(home.data_dir().to_str().unwrap())
+    );
+
+    // Accounts: none, then two; only the first generated one stays active when asked.
+    let list = mcp.ok("bitrouter_account", json!({})).await;
+    assert_eq!(list["accounts"], json!([]));
+    let first = mcp
+        .ok("bitrouter_account", json!({"action": "generate"}))
+        .await;
+    let first_prefix = first["changed"]["prefix"].as_str().unwrap().to_string();
+    assert_eq!(first["active"], first_prefix.as_str());
+    let second = mcp
+        .ok(
+            "bitrouter_account",
+            json!({"action": "generate", "set_active": false}),
+        )
+        .await;
+    assert_eq!(second["accounts"].as_array().unwrap().len(), 2);
+    assert_eq!(second["active"], first_prefix.as_str());
+    assert!(!second.to_string().contains("seed"));
+    let second_prefix = second["changed"]["prefix"].as_str().unwrap().to_string();
+    let switched = mcp
+        .ok(
+            "bitrouter_account",
+            json!({"action": "set_active", "account": &second_prefix[..6]}),
+        )
+        .await;
+    assert_eq!(switched["active"], second_prefix.as_str());
+    let index_of_first = switched["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["prefix"] == first_prefix.as_str())
+        .unwrap()["index"]
+        .clone();
+    let back = mcp
+        .ok(
+            "bitrouter_account",
+            json!({"action": "set_active", "account": index_of_first}),
+        )
+        .await;
+    assert_eq!(back["active"], first_prefix.as_str());
+    let key_file = home.home().master_key_file(&first_prefix);
+    assert_eq!(mode(&key_file), 0o600);
+    assert_eq!(mode(key_file.parent().unwrap()), 0o700);
+
+    // Keygen: a verifiable token, saved privately.
+    let minted = mcp
+        .ok(
+            "bitrouter_keygen",
+            json!({"exp": "1h", "models": ["openai:*"], "name": "t1", "budget": 5000000,
+                   "budget_scope": "session", "budget_range": "rounds:10"}),
+        )
+        .await;
+    let token = minted["token"].as_str().unwrap();
+    let claims = jwt::verify(token).expect("token verifies against its issuer");
+    assert_eq!(claims.models, Some(vec!["openai:*".to_string()]));
+    assert_eq!(claims.budget, Some(5_000_000));
+    let first_key = back["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["prefix"] == first_prefix.as_str())
+        .unwrap()["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(claims.iss, format!("{}:{first_key}", jwt::SOLANA_MAINNET));
+    assert!(claims.exp.unwrap() > claims.iat.unwrap() + 3500);
+    assert_eq!(minted["account"], first_prefix.as_str());
+    let saved = std::path::PathBuf::from(minted["saved_to"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), token);
+    assert_eq!(mode(&saved), 0o600);
+    let again = mcp.err("bitrouter_keygen", json!({"name": "t1"})).await;
+    assert!(
+        again.contains("`name`") && again.contains("already exists"),
+        "{again}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&saved).unwrap(),
+        token,
+        "existing token untouched"
+    );
+
+    // Keys: listed without the token text, shown, removed.
+    let keys = mcp.ok("bitrouter_keys", json!({})).await;
+    assert_eq!(keys["tokens"][0]["name"], "t1");
+    assert_eq!(keys["tokens"][0]["scope"], "api");
+    assert_eq!(keys["tokens"][0]["expired"], false);
+    assert!(!keys.to_string().contains(token));
+    let shown = mcp
+        .ok("bitrouter_keys", json!({"action": "show", "name": "t1"}))
+        .await;
+    assert_eq!(shown["claims"]["models"], json!(["openai:*"]));
+    assert_eq!(
+        shown["claims"]["budget_range"],
+        json!({"type": "rounds", "count": 10})
+    );
+    let removed = mcp
+        .ok("bitrouter_keys", json!({"action": "remove", "name": "t1"}))
+        .await;
+    assert_eq!(removed["removed"]["name"], "t1");
+    assert!(!saved.exists());
+    let keys = mcp.ok("bitrouter_keys", json!({"action": "list"})).await;
+    assert_eq!(keys["tokens"], json!([]));
+
+    // Route table resource built from the config.
+    let routes = mcp.read_json("bitrouter://routes").await;
+    assert_eq!(routes["models"][0]["name"], "fast");
+    assert_eq!(routes["models"][0]["strategy"], "load_balance");
+    assert_eq!(routes["models"][1]["strategy"], "priority");
+    assert_eq!(routes["models"][1]["endpoints"][0]["active"], true);
+    assert_eq!(routes["models"][1]["endpoints"][1]["active"], false);
+    assert_eq!(routes["daemon_healthy"], false);
+    assert!(
+        routes["direct_providers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("openrouter"))
+    );
+}
+
+#[tokio::test]
+async fn every_tool_and_the_route_table_over_stdio() {
+    let home = TestHome::new();
+    let cfg = home.write_config(&config());
+    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
+    exercise(&mcp, &home).await;
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn every_tool_and_the_route_table_over_http() {
+    let home = TestHome::new();
+    let cfg = home.write_config(&config());
+    let mcp = Mcp::http(&home, Some(&cfg)).await;
+    exercise(&mcp, &home).await;
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn tool_list_has_schemas_annotations_and_descriptions() {
+    let home = TestHome::new();
+    let mcp = Mcp::stdio(&home, None).await;
+    let info = mcp.client.peer_info().expect("server info");
+    assert_eq!(info.server_info.as_ref().unwrap().name, "bitrouter-mcp");
+    let tools = mcp.client.list_all_tools().await.unwrap();
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "bitrouter_account",
+            "bitrouter_keygen",
+            "bitrouter_keys",
+            "bitrouter_status"
+        ]
+    );
+    for t in &tools {
+        assert!(t.output_schema.is_some(), "{} has an output schema", t.name);
+        assert!(
+            t.description.as_deref().unwrap_or("").len() > 80,
+            "{} is described",
+            t.name
+        );
+        let a = t.annotations.as_ref().expect("annotations");
+        let destructive = a.destructive_hint == Some(true);
+        assert_eq!(destructive, t.name == "bitrouter_keys", "{}", t.name);
+        assert_eq!(
+            a.read_only_hint == Some(true),
+            t.name == "bitrouter_status",
+            "{}",
+            t.name
+        );
+    }
+    let keygen = tools.iter().find(|t| t.name == "bitrouter_keygen").unwrap();
+    let props = keygen.input_schema.get("properties").unwrap();
+    for field in [
+        "exp",
+        "scope",
+        "models",
+        "budget",
+        "budget_scope",
+        "budget_range",
+        "name",
+    ] {
+        assert!(props.get(field).is_some(), "keygen takes {field}");
+    }
+    let resources = mcp.client.list_all_resources().await.unwrap();
+    assert_eq!(resources.len(), 1);
+    assert_eq!(resources[0].uri, "bitrouter://routes");
+    assert_eq!(resources[0].mime_type.as_deref(), Some("application/json"));
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn bad_arguments_name_the_argument_and_leave_no_file() {
+    let home = TestHome::new();
+    let mcp = Mcp::stdio(&home, None).await;
+    // No account yet: keygen must say how to get one, and write nothing.
+    let e = mcp.err("bitrouter_keygen", json!({"name": "x"})).await;
+    assert!(e.contains("no active account"), "{e}");
+
+    let cases: &[(&str, Value, &[&str])] = &[
+        (
+            "bitrouter_account",
+            json!({"action": "explode"}),
+            &["`action`", "generate", "set_active"],
+        ),
+        (
+            "bitrouter_account",
+            json!({"action": "set_active"}),
+            &["`account`", "required"],
+        ),
+        (
+            "bitrouter_account",
+            json!({"action": "set_active", "account": 3}),
+            &["`account`"],
+        ),
+        (
+            "bitrouter_account",
+            json!({"action": "list", "account": 0}),
+            &["`account`", "not used"],
+        ),
+        (
+            "bitrouter_account",
+            json!({"actoin": "list"}),
+            &["actoin", "action"],
+        ),
+        ("bitrouter_keygen", json!({"exp": "5w"}), &["`exp`", "30m"]),
+        (
+            "bitrouter_keygen",
+            json!({"scope": "root"}),
+            &["`scope`", "api", "admin"],
+        ),
+        (
+            "bitrouter_keygen",
+            json!({"scope": "admin"}),
+            &["`exp`", "admin"],
+        ),
+        (
+            "bitrouter_keygen",
+            json!({"name": "../escape"}),
+            &["`name`", "A-Z"],
+        ),
+        ("bitrouter_keygen", json!({"models": []}), &["`models`"]),
+        (
+            "bitrouter_keygen",
+            json!({"budget_range": "weekly"}),
+            &["`budget_range`", "rounds:N"],
+        ),
+        ("bitrouter_keygen", json!({"budget": -1}), &["`budget`"]),
+        (
+            "bitrouter_keys",
+            json!({"action": "show"}),
+            &["`name`", "required"],
+        ),
+        (
+            "bitrouter_keys",
+            json!({"action": "burn"}),
+            &["`action`", "remove"],
+        ),
+        ("bitrouter_status", json!({"verbose": true}), &["verbose"]),
+    ];
+    for (tool, args, needles) in cases {
+        let e = mcp.err(tool, args.clone()).await;
+        for n in *needles {
+            assert!(
+                e.contains(n),
+                "{tool} {args}: error {e:?} should mention {n}"
+            );
+        }
+    }
+    assert_eq!(
+        home.files(),
+        Vec::<String>::new(),
+        "no file written by failed calls"
+    );
+
+    // With an account, a wrong token name is refused and nothing else changes.
+    mcp.ok("bitrouter_account", json!({"action": "generate"}))
+        .await;
+    let before = home.files();
+    let e = mcp
+        .err(
+            "bitrouter_keys",
+            json!({"action": "remove", "name": "nope"}),
+        )
+        .await;
+    assert!(e.contains("`name`") && e.contains("saved: none"), "{e}");
+    let e = mcp
+        .err("bitrouter_keygen", json!({"name": "bad/name", "exp": "1h"}))
+        .await;
+    assert!(e.contains("`name`"), "{e}");
+    assert_eq!(home.files(), before);
+
+    // Unknown resource: a protocol error naming what exists.
+    let r = mcp
+        .client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "bitrouter://nope",
+        ))
+        .await;
+    let msg = format!("{:?}", r.unwrap_err());
+    assert!(msg.contains("bitrouter://routes"), "{msg}");
+    mcp.close().await;
+}
