@@ -2,7 +2,7 @@
 #   make run   installs the pinned BitRouter daemon if missing, builds and runs the MCP server
 #              (streamable HTTP on 127.0.0.1:8788/mcp; `make run ARGS=--stdio` for stdio)
 #   make test  installs what the tests need and runs every check and test
-.PHONY: run test lint rust-test adapter-test bitrouter build
+.PHONY: run test lint rust-test adapter-test bitrouter build bench
 
 ARGS ?= --http 127.0.0.1:8788
 
@@ -20,9 +20,13 @@ lint:
 	cargo clippy --locked --all-targets -- -D warnings
 
 rust-test: bitrouter
-	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo test --locked --all-targets
+	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo test --locked
 
 adapter-test:
 	cd openclaw-adapter && node --test
 
 test: lint rust-test
+
+# Benchmarks (figures printed, not asserted): daemon spawn -> healthy, kill -9 -> healthy again.
+bench: bitrouter
+	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo bench --locked --bench lifecycle

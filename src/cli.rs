@@ -38,14 +38,16 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false, id = "transport")]
 pub struct ServeArgs {
     /// Serve MCP on stdin/stdout (for agents that spawn the server).
-    #[arg(long, group = "transport")]
+    #[arg(long, conflicts_with = "http", required_unless_present = "http")]
     pub stdio: bool,
     /// Serve MCP over streamable HTTP at http://ADDR/mcp, e.g. 127.0.0.1:8788.
-    #[arg(long, group = "transport", value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
+    /// The bitrouter binary to run, instead of the pinned cache or PATH.
+    #[arg(long, env = "BITROUTER_BIN", value_name = "PATH")]
+    pub bitrouter: Option<PathBuf>,
     /// Bearer token HTTP clients must send; required for a non-loopback --http address.
     #[arg(
         long,

@@ -3,6 +3,7 @@
 //!
 //! Module map:
 //! - [`home`]: every path the project reads or writes, in one type.
+//! - [`redact`]: masking of secrets in anything shown.
 //! - [`fsutil`]: atomic, private file writes (keys, tokens, `.env`).
 //! - [`auth`]: BitRouter's on-disk accounts and JWTs, byte-compatible with `bitrouter` 0.11.0.
 //! - [`routing`]: the user's provider/model config and the route table built from it.
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod daemon_api;
 pub mod fsutil;
 pub mod home;
+pub mod redact;
 pub mod routing;
 pub mod server;
 pub mod supervisor;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use bitrouter_mcp::home::Home;
 use bitrouter_mcp::routing::PluginConfig;
 use bitrouter_mcp::server::{self, AppState};
-use bitrouter_mcp::supervisor::install;
+use bitrouter_mcp::supervisor::{Supervisor, SupervisorOptions, install};
 use cli::{Cli, Command, DaemonCommand};
 
 fn main() -> ExitCode {
@@ -57,18 +57,25 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     match cli.command {
         Command::Serve(args) => {
-            let state = Arc::new(AppState::new(home, config, cli.config.clone()));
             let shutdown = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(shutdown.clone()));
-            if let Some(addr) = args.http {
-                server::http::serve(state, addr, args.auth_token, shutdown, |_| {})
-                    .await
-                    .map_err(|e| e.to_string())
+            let options = SupervisorOptions {
+                binary: args.bitrouter.clone(),
+                ..Default::default()
+            };
+            let (state, supervisor) =
+                AppState::start(home, config, cli.config.clone(), options, shutdown.clone());
+            let state = Arc::new(state);
+            tokio::spawn(handle_signals(shutdown.clone(), state.supervisor.clone()));
+            let served = if let Some(addr) = args.http {
+                server::http::serve(state, addr, args.auth_token, shutdown.clone(), |_| {}).await
             } else {
-                server::stdio::serve(state, shutdown)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
+                // Returns when the client closes stdin: that ends the server too.
+                server::stdio::serve(state, shutdown.clone()).await
+            };
+            // Whatever ended serving, the daemon goes down with us.
+            shutdown.cancel();
+            let _ = supervisor.await;
+            served.map_err(|e| e.to_string())
         }
         Command::Daemon {
             command: DaemonCommand::Install,
@@ -84,20 +91,27 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// Fires `shutdown` on SIGINT or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-            return;
-        }
+/// SIGINT or SIGTERM fire `shutdown`; SIGHUP restarts the daemon (and clears `failed`).
+async fn handle_signals(shutdown: CancellationToken, supervisor: Supervisor) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot listen for SIGTERM/SIGHUP; only Ctrl-C stops the server");
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+        return;
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: restarting the daemon");
+                supervisor.request_restart();
+            }
+        }
     }
     tracing::info!("shutting down");
     shutdown.cancel();

@@ -150,7 +150,7 @@ async fn the_daemon_accepts_our_tokens_and_refuses_expired_or_disallowed_ones() 
     );
 
     // Our status sees the daemon it is pointed at.
-    let cfg = home.write_config(&json!({"port": daemon.port}));
+    let cfg = home.write_config(&json!({"port": daemon.port, "autoStart": false}));
     let mcp2 = Mcp::stdio(&home, Some(&cfg)).await;
     let status = mcp2.ok("bitrouter_status", json!({})).await;
     assert_eq!(status["daemon"]["healthy"], true, "{status}");

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 fn config() -> Value {
     json!({
         "port": 18787,
+        "autoStart": false,
         "providers": {"openrouter": {"derives": "openai", "apiBase": "https://openrouter.example/api/v1",
                                      "apiKey": "sk-or-literal-secret-123"}},
         "models": {
@@ -37,7 +38,8 @@ async fn exercise(mcp: &Mcp, home: &TestHome) {
     let status = mcp.ok("bitrouter_status", json!({})).await;
     assert_eq!(status["listen"], "127.0.0.1:18787");
     assert_eq!(status["daemon"]["healthy"], false);
-    assert_eq!(status["daemon"]["state"], "unreachable");
+    assert_eq!(status["daemon"]["state"], "stopped");
+    assert_eq!(status["daemon"]["managed"], false);
     assert_eq!(status["accounts"], 0);
     let models: Vec<&str> = status["models"]
         .as_array()

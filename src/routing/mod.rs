@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod daemon_config;
 pub mod table;
 
 pub use config::{

@@ -17,14 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::{AppState, BitrouterServer, ServeError};
 
 /// Origins a local browser page may use; anything else gets 403.
-const LOCAL_ORIGINS: [&str; 6] = [
-    "http://localhost",
-    "http://localhost:*",
-    "http://127.0.0.1",
-    "http://127.0.0.1:*",
-    "http://[::1]",
-    "http://[::1]:*",
-];
+const LOCAL_ORIGINS: [&str; 3] = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
 
 /// Binds `addr`, then serves until `shutdown`. Returns the bound address through `on_bound`
 /// so callers (and tests) can use port 0.

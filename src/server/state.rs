@@ -1,60 +1,95 @@
-//! Shared state of one server process: the home, the loaded config and the daemon client.
+//! Shared state of one server process: the home, the loaded config and the daemon's supervisor.
 
 use std::path::PathBuf;
 
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
-use crate::auth::now_unix;
-use crate::auth::rfc3339;
+use crate::auth::{now_unix, rfc3339};
 use crate::daemon_api::DaemonClient;
 use crate::home::Home;
 use crate::routing::{PluginConfig, RouteTable};
 use crate::supervisor::binary::{self, BinaryInfo};
+use crate::supervisor::{DaemonState, DaemonStatus, Supervisor, SupervisorOptions};
 use crate::tools;
 
 pub struct AppState {
     pub home: Home,
     pub config: PluginConfig,
     pub config_file: Option<PathBuf>,
-    pub daemon: DaemonClient,
+    pub supervisor: Supervisor,
+    /// For an unmanaged daemon (`autoStart: false`) status probes it directly.
+    daemon: DaemonClient,
+    binary_override: Option<PathBuf>,
     /// Binary lookup runs `bitrouter --version`; done once, not per status call.
     binary: OnceCell<BinaryInfo>,
     started_at: u64,
 }
 
 impl AppState {
-    pub fn new(home: Home, config: PluginConfig, config_file: Option<PathBuf>) -> Self {
-        let daemon = DaemonClient::new(&config.listen_addr());
-        Self {
+    /// Builds the state and starts the supervisor; the task ends once the daemon is stopped
+    /// after `shutdown`.
+    pub fn start(
+        home: Home,
+        config: PluginConfig,
+        config_file: Option<PathBuf>,
+        options: SupervisorOptions,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let binary_override = options.binary.clone();
+        let (supervisor, task) = Supervisor::start(home.clone(), config.clone(), options, shutdown);
+        let state = Self {
+            daemon: DaemonClient::new(&config.listen_addr()),
             home,
             config,
             config_file,
-            daemon,
+            supervisor,
+            binary_override,
             binary: OnceCell::new(),
             started_at: now_unix(),
-        }
+        };
+        (state, task)
     }
 
-    pub async fn binary(&self) -> &BinaryInfo {
-        self.binary.get_or_init(|| binary::inspect(None)).await
+    async fn daemon_status(&self) -> DaemonStatus {
+        let mut status = self.supervisor.status();
+        if !status.managed {
+            let probe = self.daemon.health().await;
+            status.healthy = probe.result.is_ok();
+            status.state = if status.healthy {
+                DaemonState::Healthy
+            } else {
+                DaemonState::Stopped
+            };
+            status.health_latency_ms = Some(probe.latency.as_secs_f64() * 1000.0);
+            status.last_error = probe.result.err();
+        }
+        status
     }
 
     pub async fn status(&self) -> tools::status::StatusOutput {
-        let binary = self.binary().await.clone();
+        let daemon = self.daemon_status().await;
+        let binary = match daemon.binary.clone() {
+            Some(b) => b,
+            None => self
+                .binary
+                .get_or_init(|| binary::inspect(self.binary_override.as_deref()))
+                .await
+                .clone(),
+        };
         tools::status::run(
             &self.home,
             &self.config,
             self.config_file.as_deref(),
-            &self.daemon,
-            &binary,
+            daemon,
+            binary,
         )
-        .await
     }
 
     pub async fn route_table(&self) -> RouteTable {
         let providers = tools::status::providers(&self.home, &self.config);
         let mut table = RouteTable::from_config(&self.config, &providers, rfc3339(self.started_at));
-        table.daemon_healthy = self.daemon.health().await.result.is_ok();
+        table.daemon_healthy = self.daemon_status().await.healthy;
         table
     }
 }

@@ -88,6 +88,13 @@ pub async fn inspect(configured: Option<&Path>) -> BinaryInfo {
     };
     info.path = Some(path.display().to_string());
     info.source = Some(source.into());
+    if !path.is_file() {
+        info.problem = Some(format!(
+            "binary not found at {} (set by --bitrouter or BITROUTER_BIN): fix the path, or unset it and install the pinned bitrouter {PINNED_BITROUTER_VERSION} with `{INSTALL_COMMAND}`",
+            path.display()
+        ));
+        return info;
+    }
     match version_of(&path).await {
         Ok(v) => {
             if v != PINNED_BITROUTER_VERSION {

@@ -1,6 +1,533 @@
-//! The BitRouter daemon's process lifecycle: finding the binary, and (growing) starting, watching,
-//! restarting and stopping it. Agents observe it through `bitrouter_status`; nothing here is
-//! reachable as an MCP tool.
+//! The BitRouter daemon's process lifecycle: find the binary, write the daemon's config, start it,
+//! wait for `/health`, watch it, restart it with backoff when it dies or hangs, give up after a
+//! crash loop, and stop it with the server. Agents observe it through `bitrouter_status`; nothing
+//! here is reachable as an MCP tool.
 
 pub mod binary;
 pub mod install;
+pub mod logs;
+pub mod policy;
+pub mod process;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use self::binary::BinaryInfo;
+use self::logs::RotatingLog;
+use self::policy::{Decision, RestartPolicy, RestartTracker};
+use crate::daemon_api::DaemonClient;
+use crate::home::Home;
+use crate::redact::Redactor;
+use crate::routing::PluginConfig;
+use crate::routing::daemon_config;
+
+/// Where the daemon is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DaemonState {
+    NotInstalled,
+    Starting,
+    Healthy,
+    Unhealthy,
+    Restarting,
+    Failed,
+    Stopped,
+}
+
+/// What `bitrouter_status` shows about the daemon.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DaemonStatus {
+    pub state: DaemonState,
+    pub healthy: bool,
+    /// Whether this server runs the daemon (false with `autoStart: false`).
+    pub managed: bool,
+    pub pid: Option<u32>,
+    pub listen: String,
+    /// Seconds since the current process became healthy.
+    pub uptime_s: Option<u64>,
+    /// Restarts since this server started (crashes, hangs and explicit restarts).
+    pub restart_count: u32,
+    /// How the previous daemon process ended, e.g. `killed by signal 9`.
+    pub last_exit: Option<String>,
+    /// The latest problem: health failure, crash reason, port conflict, missing binary.
+    pub last_error: Option<String>,
+    /// Round trip of the latest `/health` probe, in milliseconds.
+    pub health_latency_ms: Option<f64>,
+    /// How long the current process took from spawn to its first healthy probe, in milliseconds.
+    pub startup_ms: Option<f64>,
+    pub log_file: String,
+    /// Last lines of the daemon's log, secrets masked.
+    pub log_tail: Vec<String>,
+    /// Shown as status's top-level `binary`.
+    #[serde(skip)]
+    pub binary: Option<BinaryInfo>,
+}
+
+/// Knobs of the supervisor; defaults suit production, tests shorten them.
+#[derive(Debug, Clone)]
+pub struct SupervisorOptions {
+    pub binary: Option<PathBuf>,
+    pub policy: RestartPolicy,
+    pub startup_timeout: Duration,
+    pub stop_grace: Duration,
+    /// Consecutive failed health checks before a running daemon is restarted as hung.
+    pub max_health_failures: u32,
+    pub log_max_bytes: u64,
+    pub log_keep: usize,
+}
+
+impl Default for SupervisorOptions {
+    fn default() -> Self {
+        Self {
+            binary: None,
+            policy: RestartPolicy::default(),
+            startup_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(5),
+            max_health_failures: 3,
+            log_max_bytes: 5 * 1024 * 1024,
+            log_keep: 3,
+        }
+    }
+}
+
+struct Shared {
+    status: RwLock<DaemonStatus>,
+    became_healthy: RwLock<Option<Instant>>,
+    restart: Notify,
+}
+
+/// Handle to the running supervisor; cheap to clone.
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+    log_path: PathBuf,
+}
+
+impl Supervisor {
+    /// Starts supervising (when `config.auto_start`) until `shutdown`; the returned task ends
+    /// after the daemon has been stopped.
+    pub fn start(
+        home: Home,
+        config: PluginConfig,
+        options: SupervisorOptions,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let log_path = home.logs_dir().join(logs::LOG_NAME);
+        let shared = Arc::new(Shared {
+            status: RwLock::new(DaemonStatus {
+                state: DaemonState::Stopped,
+                healthy: false,
+                managed: config.auto_start,
+                pid: None,
+                listen: config.listen_addr(),
+                uptime_s: None,
+                restart_count: 0,
+                last_exit: None,
+                last_error: None,
+                health_latency_ms: None,
+                startup_ms: None,
+                log_file: log_path.display().to_string(),
+                log_tail: Vec::new(),
+                binary: None,
+            }),
+            became_healthy: RwLock::new(None),
+            restart: Notify::new(),
+        });
+        let me = Self {
+            shared: shared.clone(),
+            log_path,
+        };
+        let task = if config.auto_start {
+            let run = Run {
+                shared,
+                home,
+                config,
+                options,
+                shutdown,
+            };
+            tokio::spawn(run.run())
+        } else {
+            tokio::spawn(async {})
+        };
+        (me, task)
+    }
+
+    /// The daemon's status now, with a fresh log tail and uptime.
+    pub fn status(&self) -> DaemonStatus {
+        let mut s = self
+            .shared
+            .status
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
+        s.uptime_s = self
+            .shared
+            .became_healthy
+            .read()
+            .ok()
+            .and_then(|t| *t)
+            .filter(|_| matches!(s.state, DaemonState::Healthy | DaemonState::Unhealthy))
+            .map(|t| t.elapsed().as_secs());
+        s.log_tail = logs::tail(&self.log_path, 10);
+        s
+    }
+
+    /// Whether this supervisor runs the daemon (`autoStart`).
+    pub fn managed(&self) -> bool {
+        self.status().managed
+    }
+
+    /// Restarts the daemon now and clears a `failed` state (SIGHUP).
+    pub fn request_restart(&self) {
+        self.shared.restart.notify_one();
+    }
+}
+
+/// How one daemon run ended.
+enum RunEnd {
+    Shutdown,
+    Requested,
+    Crashed(String),
+}
+
+struct Run {
+    shared: Arc<Shared>,
+    home: Home,
+    config: PluginConfig,
+    options: SupervisorOptions,
+    shutdown: CancellationToken,
+}
+
+impl Run {
+    fn update(&self, f: impl FnOnce(&mut DaemonStatus)) {
+        if let Ok(mut s) = self.shared.status.write() {
+            f(&mut s);
+        }
+    }
+
+    fn set_state(&self, state: DaemonState) {
+        self.update(|s| {
+            s.state = state;
+            s.healthy = state == DaemonState::Healthy;
+        });
+    }
+
+    /// Sleeps `d`; returns false on shutdown. A restart request ends the wait early.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            _ = tokio::time::sleep(d) => true,
+            _ = self.shared.restart.notified() => true,
+        }
+    }
+
+    /// Waits for an explicit restart (after giving up); returns false on shutdown.
+    async fn wait_for_restart(&self) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            _ = self.shared.restart.notified() => true,
+        }
+    }
+
+    fn redactor(&self) -> Redactor {
+        let rendered = daemon_config::render(&self.config);
+        let env_file = std::fs::read_to_string(self.home.env_file()).unwrap_or_default();
+        let from_file = env_file
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(_, v)| v.trim().trim_matches('"').to_string());
+        Redactor::from_env_and(rendered.env.into_values().chain(from_file))
+    }
+
+    async fn run(self) {
+        let log = match RotatingLog::open(
+            &self.home.logs_dir(),
+            self.options.log_max_bytes,
+            self.options.log_keep,
+            self.redactor(),
+        ) {
+            Ok(log) => Arc::new(Mutex::new(log)),
+            Err(e) => {
+                self.update(|s| {
+                    s.state = DaemonState::Failed;
+                    s.last_error = Some(format!("cannot open the daemon log: {e}"));
+                });
+                return;
+            }
+        };
+        let note = |m: &str| {
+            if let Ok(mut l) = log.lock() {
+                l.note(m);
+            }
+        };
+        let client = DaemonClient::new(&self.config.listen_addr());
+        let listen = self.config.listen_addr();
+        let poll = Duration::from_millis(self.config.health_check_interval_ms);
+        let mut tracker = RestartTracker::new(self.options.policy);
+
+        loop {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            // 1. The binary: re-resolved every round, so an install while we run is picked up.
+            let info = binary::inspect(self.options.binary.as_deref()).await;
+            self.update(|s| s.binary = Some(info.clone()));
+            let Some(path) = info
+                .path
+                .clone()
+                .filter(|_| info.version.is_some())
+                .map(PathBuf::from)
+            else {
+                self.update(|s| {
+                    s.state = DaemonState::NotInstalled;
+                    s.healthy = false;
+                    s.last_error = info.problem.clone();
+                });
+                if !self.pause(poll.min(Duration::from_secs(5))).await {
+                    break;
+                }
+                continue;
+            };
+            if let Some(problem) = &info.problem {
+                tracing::warn!(problem, "unexpected bitrouter version");
+            }
+
+            // 2. Never two daemons on one home: stop one an earlier server left behind.
+            if let Some(pid) = process::leftover_daemon(&self.home) {
+                tracing::warn!(pid, "stopping a daemon left running on this home");
+                note(&format!("stopping leftover daemon pid {pid}"));
+                process::stop_leftover(pid, self.options.stop_grace).await;
+                process::remove_pid_file(&self.home);
+            }
+
+            // 3. The port must be free, or the daemon would die with a bind error.
+            if process::port_in_use(&listen) {
+                let msg = format!(
+                    "port in use: {listen} is taken by another program; set `port` (or `host`) in the config to a free one"
+                );
+                tracing::error!(%listen, "daemon port in use");
+                self.update(|s| {
+                    s.state = DaemonState::Failed;
+                    s.healthy = false;
+                    s.last_error = Some(msg);
+                });
+                if !self.pause(poll).await {
+                    break;
+                }
+                continue;
+            }
+
+            // 4. Its config.
+            let rendered = daemon_config::render(&self.config);
+            if let Err(e) = daemon_config::write(
+                &rendered,
+                &self.home.daemon_config_file(),
+                &self.home.env_file(),
+            ) {
+                self.update(|s| {
+                    s.state = DaemonState::Failed;
+                    s.last_error = Some(format!("cannot write the daemon config: {e}"));
+                });
+                if !self.pause(poll).await {
+                    break;
+                }
+                continue;
+            }
+
+            // 5. Spawn and wait for health.
+            self.set_state(DaemonState::Starting);
+            let started = Instant::now();
+            let end = match process::spawn(&path, &self.home, &log) {
+                Err(e) => RunEnd::Crashed(format!("cannot start {}: {e}", path.display())),
+                Ok(mut child) => {
+                    let pid = child.id();
+                    if let Some(pid) = pid {
+                        process::write_pid_file(&self.home, pid);
+                    }
+                    self.update(|s| s.pid = pid);
+                    note(&format!("started daemon pid {}", pid.unwrap_or(0)));
+                    tracing::info!(pid, %listen, "daemon started");
+                    let end = self.watch(&mut child, &client, poll, started).await;
+                    let exit = match &end {
+                        RunEnd::Crashed(_) => child.try_wait().ok().flatten(),
+                        _ => None,
+                    };
+                    let exit = match exit {
+                        Some(status) => Some(status),
+                        None => process::terminate(&mut child, self.options.stop_grace).await,
+                    };
+                    process::remove_pid_file(&self.home);
+                    let exit_text = exit.as_ref().map(process::describe_exit);
+                    note(&format!(
+                        "daemon pid {} ended: {}",
+                        pid.unwrap_or(0),
+                        exit_text.as_deref().unwrap_or("unknown")
+                    ));
+                    self.update(|s| {
+                        s.pid = None;
+                        s.last_exit = exit_text;
+                    });
+                    end
+                }
+            };
+            if let Ok(mut t) = self.shared.became_healthy.write() {
+                *t = None;
+            }
+
+            // 6. What next.
+            match end {
+                RunEnd::Shutdown => break,
+                RunEnd::Requested => {
+                    tracker.reset();
+                    self.update(|s| s.restart_count += 1);
+                }
+                RunEnd::Crashed(reason) => {
+                    let tail = logs::tail(&self.home.logs_dir().join(logs::LOG_NAME), 5);
+                    tracing::warn!(reason, "daemon crashed");
+                    let jitter = f64::from(random_u16()) / f64::from(u16::MAX) * 0.999;
+                    match tracker.on_crash(Instant::now(), started.elapsed(), jitter) {
+                        Decision::RestartAfter(delay) => {
+                            self.update(|s| {
+                                s.state = DaemonState::Restarting;
+                                s.healthy = false;
+                                s.restart_count += 1;
+                                s.last_error = Some(with_tail(&reason, &tail));
+                            });
+                            if !self.pause(delay).await {
+                                break;
+                            }
+                        }
+                        Decision::GiveUp(why) => {
+                            tracing::error!(why, "daemon keeps crashing; giving up");
+                            note(&why);
+                            self.update(|s| {
+                                s.state = DaemonState::Failed;
+                                s.healthy = false;
+                                s.last_error =
+                                    Some(with_tail(&format!("{why}; last: {reason}"), &tail));
+                            });
+                            if !self.wait_for_restart().await {
+                                break;
+                            }
+                            tracker.reset();
+                        }
+                    }
+                }
+            }
+        }
+        self.set_state(DaemonState::Stopped);
+        note("supervisor stopped");
+    }
+
+    /// Waits for the first healthy probe, then watches the process until it ends or must end.
+    async fn watch(
+        &self,
+        child: &mut tokio::process::Child,
+        client: &DaemonClient,
+        poll: Duration,
+        spawned: Instant,
+    ) -> RunEnd {
+        let deadline = tokio::time::Instant::now() + self.options.startup_timeout;
+        loop {
+            let probe = tokio::select! {
+                status = child.wait() => {
+                    let how = status.map(|s| process::describe_exit(&s)).unwrap_or_default();
+                    return RunEnd::Crashed(format!("daemon exited during startup ({how})"));
+                }
+                _ = self.shutdown.cancelled() => return RunEnd::Shutdown,
+                _ = tokio::time::sleep_until(deadline) => {
+                    return RunEnd::Crashed(format!(
+                        "daemon did not answer /health within {} s",
+                        self.options.startup_timeout.as_secs()
+                    ));
+                }
+                probe = async {
+                    tokio::time::sleep(STARTUP_POLL).await;
+                    client.health().await
+                } => probe,
+            };
+            if probe.result.is_ok() {
+                let startup = ms(spawned.elapsed());
+                self.update(|s| s.startup_ms = Some(startup));
+                self.mark_healthy(probe.latency);
+                break;
+            }
+        }
+        let mut failures = 0u32;
+        loop {
+            let probe = tokio::select! {
+                status = child.wait() => {
+                    let how = status.map(|s| process::describe_exit(&s)).unwrap_or_default();
+                    return RunEnd::Crashed(format!("daemon exited ({how})"));
+                }
+                _ = self.shutdown.cancelled() => return RunEnd::Shutdown,
+                _ = self.shared.restart.notified() => return RunEnd::Requested,
+                probe = async {
+                    tokio::time::sleep(poll).await;
+                    client.health().await
+                } => probe,
+            };
+            match probe.result {
+                Ok(()) => {
+                    failures = 0;
+                    self.mark_healthy(probe.latency);
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, failures, "daemon health check failed");
+                    self.update(|s| {
+                        s.state = DaemonState::Unhealthy;
+                        s.healthy = false;
+                        s.health_latency_ms = Some(ms(probe.latency));
+                        s.last_error = Some(format!("health check failed: {e}"));
+                    });
+                    if failures >= self.options.max_health_failures {
+                        return RunEnd::Crashed(format!(
+                            "daemon stopped answering /health ({failures} checks in a row: {e})"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn mark_healthy(&self, latency: Duration) {
+        if let Ok(mut t) = self.shared.became_healthy.write()
+            && t.is_none()
+        {
+            *t = Some(Instant::now());
+        }
+        self.update(|s| {
+            s.state = DaemonState::Healthy;
+            s.healthy = true;
+            s.health_latency_ms = Some(ms(latency));
+        });
+    }
+}
+
+/// How often `/health` is polled while the daemon starts: readiness is noticed within this.
+const STARTUP_POLL: Duration = Duration::from_millis(20);
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn with_tail(reason: &str, tail: &[String]) -> String {
+    if tail.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{reason}; log tail: {}", tail.join(" | "))
+    }
+}
+
+fn random_u16() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    u16::from_le_bytes(b)
+}

@@ -5,10 +5,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::keystore;
-use crate::daemon_api::DaemonClient;
 use crate::home::Home;
 use crate::routing::PluginConfig;
 use crate::routing::credentials::{self, ProviderSummary};
+use crate::supervisor::DaemonStatus;
 use crate::supervisor::binary::BinaryInfo;
 
 /// `bitrouter_status` takes no arguments.
@@ -22,7 +22,7 @@ pub struct StatusOutput {
     pub server_version: String,
     /// Address the daemon listens on; OpenAI-compatible clients use `http://<listen>/v1`.
     pub listen: String,
-    pub daemon: DaemonHealth,
+    pub daemon: DaemonStatus,
     pub binary: BinaryInfo,
     pub paths: Paths,
     pub providers: Vec<ProviderSummary>,
@@ -33,16 +33,6 @@ pub struct StatusOutput {
     /// Number of local accounts and the active one's prefix.
     pub accounts: usize,
     pub active_account: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct DaemonHealth {
-    /// `healthy` when `/health` answered ok, else `unreachable`.
-    pub state: String,
-    pub healthy: bool,
-    /// Round trip of the health probe, in milliseconds.
-    pub latency_ms: f64,
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -73,30 +63,19 @@ pub fn providers(home: &Home, config: &PluginConfig) -> Vec<ProviderSummary> {
     )
 }
 
-pub async fn run(
+pub fn run(
     home: &Home,
     config: &PluginConfig,
     config_file: Option<&std::path::Path>,
-    daemon: &DaemonClient,
-    binary: &BinaryInfo,
+    daemon: DaemonStatus,
+    binary: BinaryInfo,
 ) -> StatusOutput {
-    let probe = daemon.health().await;
     let accounts = keystore::list(home).unwrap_or_default();
     StatusOutput {
         server_version: env!("CARGO_PKG_VERSION").into(),
         listen: config.listen_addr(),
-        daemon: DaemonHealth {
-            state: if probe.result.is_ok() {
-                "healthy"
-            } else {
-                "unreachable"
-            }
-            .into(),
-            healthy: probe.result.is_ok(),
-            latency_ms: probe.latency.as_secs_f64() * 1000.0,
-            error: probe.result.err(),
-        },
-        binary: binary.clone(),
+        daemon,
+        binary,
         paths: Paths {
             data_dir: home.data_dir().display().to_string(),
             bitrouter_home: home.bitrouter_home().display().to_string(),

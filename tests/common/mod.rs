@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, ReadResourceRequestParams};
 use rmcp::service::RunningService;
-use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 
@@ -54,18 +54,22 @@ impl TestHome {
                 .unwrap(),
         }
     }
-    pub fn data_dir(&self) -> &Path {
-        self.dir.path()
+    /// The server's `--data-dir`: a child of the temp dir, so configs can sit beside it.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
     pub fn home(&self) -> bitrouter_mcp::home::Home {
-        bitrouter_mcp::home::Home::new(self.dir.path())
+        bitrouter_mcp::home::Home::new(self.data_dir())
     }
     pub fn bitrouter_home(&self) -> PathBuf {
         self.home().bitrouter_home()
     }
     /// Writes a plugin config file and returns its path.
     pub fn write_config(&self, json: &Value) -> PathBuf {
-        let p = self.dir.path().join("config.json");
+        self.write_config_as("config.json", json)
+    }
+    pub fn write_config_as(&self, name: &str, json: &Value) -> PathBuf {
+        let p = self.dir.path().join(name);
         std::fs::write(&p, serde_json::to_vec_pretty(json).unwrap()).unwrap();
         p
     }
@@ -84,7 +88,7 @@ impl TestHome {
             }
         }
         let mut out = Vec::new();
-        walk(self.dir.path(), self.dir.path(), &mut out);
+        walk(&self.data_dir(), &self.data_dir(), &mut out);
         out.sort();
         out
     }
@@ -113,18 +117,20 @@ pub struct Mcp {
 }
 
 impl Mcp {
-    /// Spawns `bitrouter-mcp serve --stdio` and connects over its stdin/stdout.
+    /// Spawns `bitrouter-mcp serve --stdio` and connects over its stdin/stdout. Without a config,
+    /// one with `autoStart: false` is used, so no daemon is started.
     pub async fn stdio(home: &TestHome, config: Option<&Path>) -> Self {
-        let transport =
-            TokioChildProcess::new(tokio::process::Command::new(SERVER_BIN).configure(|cmd| {
-                cmd.args(["serve", "--stdio", "--data-dir"])
-                    .arg(home.data_dir());
-                if let Some(c) = config {
-                    cmd.arg("--config").arg(c);
-                }
-                cmd.env("BITROUTER_MCP_LOG", "warn");
-            }))
-            .unwrap();
+        Self::stdio_env(home, config, &[]).await
+    }
+
+    /// Like [`Mcp::stdio`] with extra environment for the server.
+    pub async fn stdio_env(home: &TestHome, config: Option<&Path>, env: &[(&str, &str)]) -> Self {
+        let config = config
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| unmanaged_config(home));
+        let mut cmd = server_command(home, &config, env);
+        cmd.args(["serve", "--stdio"]);
+        let transport = TokioChildProcess::new(cmd).unwrap();
         let client = ().serve(transport).await.unwrap();
         Self {
             client,
@@ -134,21 +140,18 @@ impl Mcp {
 
     /// Spawns `bitrouter-mcp serve --http 127.0.0.1:<port>` and connects over streamable HTTP.
     pub async fn http(home: &TestHome, config: Option<&Path>) -> Self {
+        Self::http_env(home, config, &[]).await
+    }
+
+    pub async fn http_env(home: &TestHome, config: Option<&Path>, env: &[(&str, &str)]) -> Self {
+        let config = config
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| unmanaged_config(home));
         let port = free_port();
-        let mut cmd = tokio::process::Command::new(SERVER_BIN);
-        cmd.args([
-            "serve",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(home.data_dir())
-        .env("BITROUTER_MCP_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
-        }
+        let mut cmd = server_command(home, &config, env);
+        cmd.args(["serve", "--http", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         let child = cmd.spawn().unwrap();
         wait_for_port(port, Duration::from_secs(10)).await;
         let transport =
@@ -157,6 +160,44 @@ impl Mcp {
         Self {
             client,
             child: Some(child),
+        }
+    }
+
+    /// Pid of the server process (HTTP mode only).
+    pub fn server_pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("http server pid")
+    }
+
+    /// Waits the server process's exit (HTTP mode only).
+    pub async fn wait_server_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("http server");
+        tokio::time::timeout(timeout, child.wait())
+            .await
+            .expect("server exits in time")
+            .unwrap()
+    }
+
+    /// Polls `bitrouter_status` until `pred` holds; returns that status.
+    pub async fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let s = self.ok("bitrouter_status", serde_json::json!({})).await;
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "status never showed {what} within {timeout:?}; last: {s:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -217,6 +258,64 @@ impl Mcp {
             let _ = c.kill().await;
         }
     }
+}
+
+/// Our server binary with a data dir, a config, quiet logs and the pinned daemon.
+fn server_command(home: &TestHome, config: &Path, env: &[(&str, &str)]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(SERVER_BIN);
+    cmd.arg("--data-dir")
+        .arg(home.data_dir())
+        .arg("--config")
+        .arg(config)
+        .env("BITROUTER_MCP_LOG", "warn")
+        .env("BITROUTER_BIN", bitrouter_bin());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                == Some("Z")
+        }
+    }
+}
+
+/// Waits until `pid` is gone.
+pub async fn wait_gone(pid: u32, timeout: Duration) {
+    let start = Instant::now();
+    while !process_gone(pid) {
+        assert!(
+            start.elapsed() < timeout,
+            "process {pid} still alive after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends `sig` to `pid`.
+pub fn kill(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// A config that starts no daemon, on a port nothing uses.
+fn unmanaged_config(home: &TestHome) -> PathBuf {
+    home.write_config_as(
+        "unmanaged.json",
+        &serde_json::json!({"autoStart": false, "port": free_port()}),
+    )
 }
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.

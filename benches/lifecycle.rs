@@ -1,0 +1,62 @@
+//! Daemon lifecycle figures on the real BitRouter 0.11.0: time from spawn to healthy (as the
+//! supervisor measures it) and from `kill -9` of the daemon to healthy again (as a status poller
+//! sees it). Run with `cargo bench --bench lifecycle`; prints min / median / max over several runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Mcp, TestHome, free_port, kill};
+use serde_json::json;
+
+const RUNS: usize = 5;
+
+fn summary(name: &str, mut v: Vec<f64>) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{name:<34} min {:>8.1} ms   median {:>8.1} ms   max {:>8.1} ms   (n={})",
+        v[0],
+        v[v.len() / 2],
+        v[v.len() - 1],
+        v.len()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let mut startup = Vec::new();
+    let mut recovery = Vec::new();
+    for _ in 0..RUNS {
+        let home = TestHome::new();
+        let cfg = home.write_config(&json!({"port": free_port(), "healthCheckIntervalMs": 200}));
+        let mcp = Mcp::stdio(&home, Some(&cfg)).await;
+        let s = mcp
+            .wait_status("healthy", Duration::from_secs(30), |s| {
+                s["daemon"]["state"] == "healthy"
+            })
+            .await;
+        startup.push(s["daemon"]["startup_ms"].as_f64().unwrap());
+        let pid = s["daemon"]["pid"].as_u64().unwrap() as u32;
+        let killed = Instant::now();
+        kill(pid, "KILL");
+        loop {
+            let s = mcp.ok("bitrouter_status", json!({})).await;
+            if s["daemon"]["state"] == "healthy" && s["daemon"]["pid"].as_u64() != Some(pid.into())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        recovery.push(killed.elapsed().as_secs_f64() * 1000.0);
+        mcp.close().await;
+    }
+    println!(
+        "bitrouter {} daemon lifecycle",
+        bitrouter_mcp::PINNED_BITROUTER_VERSION
+    );
+    summary("spawn -> healthy", startup);
+    summary("kill -9 -> healthy again", recovery);
+}

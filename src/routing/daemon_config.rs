@@ -1,0 +1,274 @@
+//! Renders the daemon's `bitrouter.yaml` and the managed part of its `.env` from the plugin config.
+//!
+//! Output is deterministic (sorted maps) so an unchanged config rewrites identical bytes. Literal
+//! keys never enter the yaml: they go to `.env` as `BITROUTER_MCP_*` variables that the yaml
+//! references as `${VAR}`. Each provider gets an `env_prefix` of its own, because BitRouter lets an
+//! inherited prefix (`OPENAI` for anything deriving openai) override an explicit key — which would
+//! send the user's OpenAI key to a custom provider.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::config::{BUILTIN_PROVIDERS, PluginConfig};
+use super::credentials::env_reference;
+use crate::fsutil;
+
+/// Prefix of every `.env` variable this project manages; other lines are the user's.
+pub const MANAGED_PREFIX: &str = "BITROUTER_MCP_";
+
+#[derive(Debug, Serialize)]
+struct Yaml {
+    server: Server,
+    providers: BTreeMap<String, Provider>,
+    models: BTreeMap<String, Model>,
+}
+
+#[derive(Debug, Serialize)]
+struct Server {
+    listen: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Provider {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    derives: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_base: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    env_prefix: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Model {
+    strategy: &'static str,
+    endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Serialize)]
+struct Endpoint {
+    provider: String,
+    model_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_base: Option<String>,
+}
+
+/// What the daemon is given: its yaml and our `.env` variables (name → secret value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    pub yaml: String,
+    pub env: BTreeMap<String, String>,
+}
+
+fn env_name(parts: &[&str]) -> String {
+    let mut s = String::from(MANAGED_PREFIX);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            s.push('_');
+        }
+        s.extend(p.chars().map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        }));
+    }
+    s
+}
+
+/// A key as the yaml sees it: `${VAR}` as given, or a literal moved to `.env` under `var`.
+fn key_ref(key: &str, var: String, env: &mut BTreeMap<String, String>) -> String {
+    match env_reference(key) {
+        Some(_) => key.to_string(),
+        None => {
+            env.insert(var.clone(), key.to_string());
+            format!("${{{var}}}")
+        }
+    }
+}
+
+/// Renders the daemon's files for `config`.
+pub fn render(config: &PluginConfig) -> DaemonConfig {
+    let mut env = BTreeMap::new();
+    let mut providers = BTreeMap::new();
+    for (name, p) in &config.providers {
+        let builtin = BUILTIN_PROVIDERS.contains(&name.as_str());
+        let own_prefix = env_name(&[name]);
+        let env_prefix = match (&p.env_prefix, &p.api_key) {
+            (Some(prefix), _) => Some(prefix.clone()),
+            // Our prefix is unset in the environment, so the configured key is what counts.
+            (None, Some(_)) => Some(own_prefix.trim_end_matches('_').to_string()),
+            (None, None) if builtin => None,
+            (None, None) => Some(name.to_ascii_uppercase().replace('-', "_")),
+        };
+        providers.insert(
+            name.clone(),
+            Provider {
+                derives: p.derives.clone(),
+                api_base: p.api_base.clone(),
+                api_key: p
+                    .api_key
+                    .as_deref()
+                    .map(|k| key_ref(k, format!("{own_prefix}_API_KEY"), &mut env)),
+                env_prefix,
+            },
+        );
+    }
+    let models = config
+        .models
+        .iter()
+        .map(|(name, m)| {
+            let endpoints = m
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, e)| Endpoint {
+                    provider: e.provider.clone(),
+                    model_id: e.model_id.clone(),
+                    api_key: e.api_key.as_deref().map(|k| {
+                        key_ref(
+                            k,
+                            format!("{}_API_KEY", env_name(&[name, &i.to_string()])),
+                            &mut env,
+                        )
+                    }),
+                    api_base: e.api_base.clone(),
+                })
+                .collect();
+            (
+                name.clone(),
+                Model {
+                    strategy: m.strategy.as_str(),
+                    endpoints,
+                },
+            )
+        })
+        .collect();
+    let host = if config.host == "localhost" {
+        "127.0.0.1"
+    } else {
+        &config.host
+    };
+    let listen = if host.contains(':') {
+        format!("[{host}]:{}", config.port)
+    } else {
+        format!("{host}:{}", config.port)
+    };
+    let yaml = Yaml {
+        server: Server { listen },
+        providers,
+        models,
+    };
+    let body = serde_yaml::to_string(&yaml).unwrap_or_default();
+    DaemonConfig {
+        yaml: format!(
+            "# Generated by bitrouter-mcp from its config; edits are overwritten.\n{body}"
+        ),
+        env,
+    }
+}
+
+/// Merges our variables into an existing `.env` text: the user's lines stay, ours are replaced.
+pub fn merge_env(existing: &str, ours: &BTreeMap<String, String>) -> String {
+    let mut out: Vec<String> = existing
+        .lines()
+        .filter(|l| {
+            l.split_once('=')
+                .is_none_or(|(k, _)| !k.trim().starts_with(MANAGED_PREFIX))
+        })
+        .map(str::to_string)
+        .collect();
+    for (k, v) in ours {
+        out.push(format!("{k}={v}"));
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+/// Writes the yaml (0600: it names env vars only, but stays private anyway) and merges `.env`.
+/// Returns whether anything changed on disk.
+pub fn write(rendered: &DaemonConfig, yaml_path: &Path, env_path: &Path) -> std::io::Result<bool> {
+    let mut changed = false;
+    if std::fs::read_to_string(yaml_path).ok().as_deref() != Some(rendered.yaml.as_str()) {
+        fsutil::write_private(yaml_path, rendered.yaml.as_bytes())?;
+        changed = true;
+    }
+    let existing = match std::fs::read_to_string(env_path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let merged = merge_env(existing.as_deref().unwrap_or(""), &rendered.env);
+    let unchanged = match &existing {
+        Some(old) => *old == merged,
+        None => rendered.env.is_empty(),
+    };
+    if !unchanged {
+        fsutil::write_private(env_path, merged.as_bytes())?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn literal_keys_go_to_env_and_custom_providers_get_their_own_prefix() {
+        let config = PluginConfig::parse(
+            r#"{"port": 9000, "providers": {
+                 "openrouter": {"derives": "openai", "apiBase": "https://or.example/v1", "apiKey": "sk-lit-1"},
+                 "mine": {"derives": "anthropic"},
+                 "openai": {"apiKey": "${MY_OPENAI}"}},
+               "models": {"smart": {"endpoints": [
+                 {"provider": "openrouter", "modelId": "a", "apiKey": "sk-ep-2"},
+                 {"provider": "openai", "modelId": "gpt-4o"}]}}}"#,
+        )
+        .unwrap();
+        let r = render(&config);
+        assert!(
+            !r.yaml.contains("sk-lit-1") && !r.yaml.contains("sk-ep-2"),
+            "{}",
+            r.yaml
+        );
+        assert_eq!(r.env["BITROUTER_MCP_OPENROUTER_API_KEY"], "sk-lit-1");
+        assert_eq!(r.env["BITROUTER_MCP_SMART_0_API_KEY"], "sk-ep-2");
+        assert_eq!(r.env.len(), 2);
+        let y: serde_yaml::Value = serde_yaml::from_str(&r.yaml).unwrap();
+        assert_eq!(y["server"]["listen"], "127.0.0.1:9000");
+        let or = &y["providers"]["openrouter"];
+        assert_eq!(or["api_key"], "${BITROUTER_MCP_OPENROUTER_API_KEY}");
+        assert_eq!(or["env_prefix"], "BITROUTER_MCP_OPENROUTER");
+        assert_eq!(y["providers"]["mine"]["env_prefix"], "MINE");
+        assert_eq!(y["providers"]["openai"]["api_key"], "${MY_OPENAI}");
+        assert_eq!(y["models"]["smart"]["strategy"], "priority");
+        assert_eq!(
+            y["models"]["smart"]["endpoints"][0]["api_key"],
+            "${BITROUTER_MCP_SMART_0_API_KEY}"
+        );
+        assert_eq!(render(&config), r, "deterministic");
+    }
+
+    #[test]
+    fn env_merge_keeps_user_lines_and_replaces_ours() {
+        let ours: BTreeMap<String, String> =
+            [("BITROUTER_MCP_X_API_KEY".to_string(), "new".to_string())].into();
+        let merged = merge_env(
+            "OPENAI_API_KEY=sk-user\nBITROUTER_MCP_X_API_KEY=old\nBITROUTER_MCP_GONE=1\n",
+            &ours,
+        );
+        assert_eq!(
+            merged,
+            "OPENAI_API_KEY=sk-user\nBITROUTER_MCP_X_API_KEY=new\n"
+        );
+    }
+}

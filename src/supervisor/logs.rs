@@ -1,0 +1,162 @@
+//! The daemon's log: its stdout and stderr, ANSI colour stripped and secrets masked, written to
+//! `<home>/logs/daemon.log` with size-bounded rotation (`daemon.log.1` … `.N`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::redact::Redactor;
+
+pub const LOG_NAME: &str = "daemon.log";
+
+pub struct RotatingLog {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: usize,
+    file: File,
+    size: u64,
+    redactor: Redactor,
+}
+
+impl RotatingLog {
+    pub fn open(dir: &Path, max_bytes: u64, keep: usize, redactor: Redactor) -> io::Result<Self> {
+        crate::fsutil::ensure_private_dir(dir)?;
+        let path = dir.join(LOG_NAME);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Self {
+            path,
+            max_bytes,
+            keep,
+            file,
+            size,
+            redactor,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line (cleaned), rotating first when the file would pass its bound.
+    pub fn write_line(&mut self, line: &str) -> io::Result<()> {
+        let clean = self.redactor.redact(&strip_ansi(line));
+        let len = clean.len() as u64 + 1;
+        if self.size + len > self.max_bytes && self.size > 0 {
+            self.rotate()?;
+        }
+        self.file.write_all(clean.as_bytes())?;
+        self.file.write_all(b"\n")?;
+        self.size += len;
+        Ok(())
+    }
+
+    /// Writes a line of our own (lifecycle events) so the log reads as one story.
+    pub fn note(&mut self, message: &str) {
+        let _ = self.write_line(&format!("[bitrouter-mcp] {message}"));
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        for i in (1..self.keep).rev() {
+            let from = rotated(&self.path, i);
+            if from.exists() {
+                std::fs::rename(&from, rotated(&self.path, i + 1))?;
+            }
+        }
+        if self.keep > 0 {
+            std::fs::rename(&self.path, rotated(&self.path, 1))?;
+        }
+        self.file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn rotated(path: &Path, i: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{i}"));
+    PathBuf::from(s)
+}
+
+/// Removes ANSI escape sequences (the daemon colours its logs even into files).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // CSI: parameters and intermediates, then one final byte in @..~
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The last `n` lines of the log (reads only the file's end).
+pub fn tail(path: &Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn strips_colour_codes() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m ready"),
+            "2026  INFO ready"
+        );
+    }
+
+    #[test]
+    fn rotates_within_bounds_and_masks_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log =
+            RotatingLog::open(dir.path(), 1000, 2, Redactor::new(["supersecret".into()])).unwrap();
+        for i in 0..100 {
+            log.write_line(&format!("line {i:03} key=supersecret padding padding"))
+                .unwrap();
+        }
+        let main = std::fs::metadata(dir.path().join(LOG_NAME)).unwrap().len();
+        assert!(main <= 1000, "{main}");
+        assert!(dir.path().join("daemon.log.1").exists());
+        assert!(dir.path().join("daemon.log.2").exists());
+        assert!(!dir.path().join("daemon.log.3").exists());
+        let t = tail(&dir.path().join(LOG_NAME), 2);
+        assert_eq!(t.len(), 2);
+        assert!(t[1].starts_with("line 099"), "{t:?}");
+        assert!(t.iter().all(|l| !l.contains("supersecret")));
+    }
+}

@@ -1,0 +1,165 @@
+//! Restart policy, named and bounded like systemd's `RestartSec` + `StartLimitBurst`: exponential
+//! backoff with jitter between restarts, reset after a stable run, and an intensity limit that
+//! gives up (state `failed`) instead of crash-looping. Pure logic over given instants.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RestartPolicy {
+    /// Delay before the first restart.
+    pub initial_backoff: Duration,
+    /// Ceiling of the doubling delay.
+    pub max_backoff: Duration,
+    /// A run at least this long resets the backoff.
+    pub stable_after: Duration,
+    /// Give up after more than `max_crashes` crashes within `window`.
+    pub max_crashes: usize,
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            stable_after: Duration::from_secs(30),
+            max_crashes: 5,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    RestartAfter(Duration),
+    GiveUp(String),
+}
+
+#[derive(Debug)]
+pub struct RestartTracker {
+    policy: RestartPolicy,
+    crashes: VecDeque<Instant>,
+    attempt: u32,
+}
+
+impl RestartTracker {
+    pub fn new(policy: RestartPolicy) -> Self {
+        Self {
+            policy,
+            crashes: VecDeque::new(),
+            attempt: 0,
+        }
+    }
+
+    /// Records a crash at `now` after a run of `uptime`; `jitter` in [0, 1) spreads the delay ±20 %.
+    pub fn on_crash(&mut self, now: Instant, uptime: Duration, jitter: f64) -> Decision {
+        if uptime >= self.policy.stable_after {
+            self.attempt = 0;
+        }
+        self.crashes.push_back(now);
+        while self
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.policy.window)
+        {
+            self.crashes.pop_front();
+        }
+        if self.crashes.len() > self.policy.max_crashes {
+            return Decision::GiveUp(format!(
+                "crashed {} times within {} s; not restarting again until the config changes or the server gets SIGHUP",
+                self.crashes.len(),
+                self.policy.window.as_secs()
+            ));
+        }
+        let base = self
+            .policy
+            .initial_backoff
+            .saturating_mul(2u32.saturating_pow(self.attempt))
+            .min(self.policy.max_backoff);
+        self.attempt = self.attempt.saturating_add(1);
+        let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
+        Decision::RestartAfter(base.mul_f64(factor).min(self.policy.max_backoff))
+    }
+
+    /// Forgets history: after an explicit restart or a config change.
+    pub fn reset(&mut self) {
+        self.crashes.clear();
+        self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets_after_a_stable_run() {
+        let policy = RestartPolicy {
+            max_crashes: 100,
+            ..Default::default()
+        };
+        let mut t = RestartTracker::new(policy);
+        let start = Instant::now();
+        let delays: Vec<Duration> = (0..10)
+            .map(
+                |i| match t.on_crash(start + Duration::from_secs(i), Duration::ZERO, 0.5) {
+                    Decision::RestartAfter(d) => d,
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect();
+        assert_eq!(delays[0], Duration::from_millis(250));
+        assert_eq!(delays[1], Duration::from_millis(500));
+        assert_eq!(delays[2], Duration::from_secs(1));
+        assert_eq!(delays[9], Duration::from_secs(30));
+        let after_stable = t.on_crash(
+            start + Duration::from_secs(100),
+            Duration::from_secs(31),
+            0.5,
+        );
+        assert_eq!(
+            after_stable,
+            Decision::RestartAfter(Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn more_than_five_crashes_in_a_minute_gives_up() {
+        let mut t = RestartTracker::new(RestartPolicy::default());
+        let start = Instant::now();
+        for i in 0..5 {
+            assert!(matches!(
+                t.on_crash(start + Duration::from_secs(i), Duration::ZERO, 0.0),
+                Decision::RestartAfter(_)
+            ));
+        }
+        assert!(matches!(
+            t.on_crash(start + Duration::from_secs(5), Duration::ZERO, 0.0),
+            Decision::GiveUp(_)
+        ));
+        // Crashes spread over more than the window never give up.
+        let mut t = RestartTracker::new(RestartPolicy::default());
+        for i in 0..20 {
+            assert!(matches!(
+                t.on_crash(start + Duration::from_secs(i * 15), Duration::ZERO, 0.0),
+                Decision::RestartAfter(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        let mut t = RestartTracker::new(RestartPolicy::default());
+        let now = Instant::now();
+        let Decision::RestartAfter(low) = t.on_crash(now, Duration::ZERO, 0.0) else {
+            panic!()
+        };
+        t.reset();
+        let Decision::RestartAfter(high) = t.on_crash(now, Duration::ZERO, 0.999) else {
+            panic!()
+        };
+        assert_eq!(low, Duration::from_millis(200));
+        assert!(high > Duration::from_millis(299) && high < Duration::from_millis(300));
+    }
+}
