@@ -25,7 +25,7 @@ rust-test: bitrouter
 adapter-test:
 	cd openclaw-adapter && node --test
 
-test: lint rust-test
+test: lint rust-test adapter-test
 
 # Benchmarks (figures printed, not asserted): daemon spawn -> healthy, kill -9 -> healthy again.
 bench: bitrouter

@@ -1,0 +1,182 @@
+// @ts-check
+/**
+ * Plugin configuration: defaults, the file handed to `bitrouter-mcp serve --config`, and the paths the
+ * adapter owns. Pure functions plus one atomic file write; no process or network work here.
+ *
+ * The server rejects unknown keys, so only the seed plugin's seven keys are written to its config file;
+ * the adapter-only keys (binaryPath, mcpPort, dataDir) stay here.
+ */
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+/** Plugin id, provider id and the key under `plugins.entries`. */
+export const PLUGIN_ID = "bitrouter";
+export const PROVIDER_ID = "bitrouter";
+/** MCP resource holding the route table. */
+export const ROUTES_URI = "bitrouter://routes";
+
+/**
+ * @typedef {object} EndpointConfig
+ * @property {string} provider
+ * @property {string} modelId
+ * @property {string} [apiKey]
+ * @property {string} [apiBase]
+ *
+ * @typedef {object} ModelRouteConfig
+ * @property {"priority"|"load_balance"} [strategy]
+ * @property {EndpointConfig[]} endpoints
+ *
+ * @typedef {object} AdapterConfig
+ * @property {number} port                  BitRouter daemon port (OpenAI-compatible API).
+ * @property {string} host                  BitRouter daemon bind host.
+ * @property {boolean} autoStart            Start bitrouter-mcp with the gateway.
+ * @property {number} healthCheckIntervalMs Route table / health refresh period.
+ * @property {boolean} interceptAllModels   Route every model through BitRouter.
+ * @property {Record<string, object>} providers
+ * @property {Record<string, ModelRouteConfig>} models
+ * @property {string} [binaryPath]          Explicit path of bitrouter-mcp.
+ * @property {number} mcpPort               Port of bitrouter-mcp's streamable HTTP endpoint.
+ * @property {string} [dataDir]             bitrouter-mcp data directory.
+ */
+
+/** Defaults, identical to the manifest's configSchema defaults. */
+export const DEFAULTS = Object.freeze({
+  port: 8787,
+  host: "127.0.0.1",
+  autoStart: true,
+  healthCheckIntervalMs: 30000,
+  interceptAllModels: false,
+  mcpPort: 8788,
+});
+
+/** Keys the server's config file accepts (the seed plugin's table). */
+export const SERVER_CONFIG_KEYS = Object.freeze([
+  "port",
+  "host",
+  "autoStart",
+  "healthCheckIntervalMs",
+  "interceptAllModels",
+  "providers",
+  "models",
+]);
+
+/** @param {unknown} v */
+function isRecord(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Expands a leading `~` to the home directory.
+ * @param {string} p
+ * @param {string} [home]
+ */
+export function expandHome(p, home = os.homedir()) {
+  if (p === "~") return home;
+  if (p.startsWith("~/") || p.startsWith("~\\")) return path.join(home, p.slice(2));
+  return p;
+}
+
+/**
+ * Applies defaults to the raw `plugins.entries.bitrouter.config` object.
+ * @param {unknown} raw
+ * @returns {AdapterConfig}
+ */
+export function resolveConfig(raw) {
+  const c = isRecord(raw) ? raw : {};
+  /** @type {(k: string, d: number) => number} */
+  const num = (k, d) => (typeof c[k] === "number" && Number.isFinite(c[k]) ? /** @type {number} */ (c[k]) : d);
+  /** @type {(k: string, d: boolean) => boolean} */
+  const bool = (k, d) => (typeof c[k] === "boolean" ? /** @type {boolean} */ (c[k]) : d);
+  /** @type {(k: string) => string | undefined} */
+  const str = (k) => (typeof c[k] === "string" && /** @type {string} */ (c[k]).trim() !== "" ? /** @type {string} */ (c[k]).trim() : undefined);
+  /** @type {AdapterConfig} */
+  const cfg = {
+    port: num("port", DEFAULTS.port),
+    host: str("host") ?? DEFAULTS.host,
+    autoStart: bool("autoStart", DEFAULTS.autoStart),
+    healthCheckIntervalMs: Math.max(1000, num("healthCheckIntervalMs", DEFAULTS.healthCheckIntervalMs)),
+    interceptAllModels: bool("interceptAllModels", DEFAULTS.interceptAllModels),
+    providers: isRecord(c.providers) ? /** @type {Record<string, object>} */ (c.providers) : {},
+    models: isRecord(c.models) ? /** @type {Record<string, ModelRouteConfig>} */ (c.models) : {},
+    mcpPort: num("mcpPort", DEFAULTS.mcpPort),
+  };
+  const binaryPath = str("binaryPath");
+  if (binaryPath) cfg.binaryPath = expandHome(binaryPath);
+  const dataDir = str("dataDir");
+  if (dataDir) cfg.dataDir = expandHome(dataDir);
+  return cfg;
+}
+
+/**
+ * The object written to the server's `--config` file: the seed's seven keys, adapter keys removed.
+ * @param {AdapterConfig} cfg
+ */
+export function serverConfig(cfg) {
+  /** @type {Record<string, unknown>} */
+  const out = {};
+  for (const k of SERVER_CONFIG_KEYS) out[k] = /** @type {any} */ (cfg)[k];
+  return out;
+}
+
+/**
+ * Host part of a URL for a bind address: wildcard binds are reached on loopback, IPv6 gets brackets.
+ * @param {string} host
+ */
+export function clientHost(host) {
+  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
+  if (host === "::" || host === "[::]") return "[::1]";
+  if (host.includes(":") && !host.startsWith("[")) return `[${host}]`;
+  return host;
+}
+
+/** OpenAI-compatible base URL of the BitRouter daemon. @param {AdapterConfig} cfg */
+export function daemonBaseUrl(cfg) {
+  return `http://${clientHost(cfg.host)}:${cfg.port}/v1`;
+}
+
+/** Streamable HTTP endpoint of bitrouter-mcp. @param {AdapterConfig} cfg */
+export function mcpUrl(cfg) {
+  return `http://127.0.0.1:${cfg.mcpPort}/mcp`;
+}
+
+/**
+ * OpenClaw's state directory, resolved the way OpenClaw does when it cannot tell us
+ * (OPENCLAW_STATE_DIR, else OPENCLAW_HOME/.openclaw, else ~/.openclaw).
+ * @param {NodeJS.ProcessEnv} [env]
+ */
+export function fallbackStateDir(env = process.env) {
+  if (env.OPENCLAW_STATE_DIR) return expandHome(env.OPENCLAW_STATE_DIR);
+  const home = env.OPENCLAW_HOME ? expandHome(env.OPENCLAW_HOME) : os.homedir();
+  return path.join(home, ".openclaw");
+}
+
+/**
+ * Files and folders the adapter owns below OpenClaw's state directory.
+ * @param {string} stateDir
+ * @param {AdapterConfig} cfg
+ */
+export function adapterPaths(stateDir, cfg) {
+  const root = path.join(stateDir, "bitrouter");
+  return {
+    root,
+    configFile: path.join(root, "bitrouter-mcp.config.json"),
+    logFile: path.join(root, "bitrouter-mcp.log"),
+    dataDir: cfg.dataDir ?? path.join(root, "data"),
+  };
+}
+
+/**
+ * Writes the server config file atomically with owner-only permissions (it may carry provider keys).
+ * @param {string} file
+ * @param {AdapterConfig} cfg
+ * @returns {string} the file path
+ */
+export function writeServerConfigFile(file, cfg) {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(serverConfig(cfg), null, 2)}\n`, { mode: 0o600 });
+  fs.renameSync(tmp, file);
+  return file;
+}

@@ -1,0 +1,164 @@
+// The MCP client over real HTTP on 127.0.0.1:0 against a server shaped like rmcp's streamable HTTP
+// transport (sessions, SSE-framed answers with a priming event, GET notification stream, 404 for a
+// forgotten session), plus the SSE parser on awkward input.
+
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, before, describe, it } from "node:test";
+
+import { McpError, McpHttpClient, SseParser, isConnectionRefused } from "../src/mcp-client.js";
+import { SAMPLE_ROUTES, startFakeMcpServer } from "./helpers/fake-mcp-server.js";
+import { waitFor } from "./helpers/fakes.js";
+
+const quiet = { warn: () => {}, debug: () => {} };
+
+describe("SseParser", () => {
+  it("handles CRLF, CR and LF line ends, chunks split anywhere, multi-line data and comments", () => {
+    const events = [];
+    const p = new SseParser((e) => events.push(e));
+    const stream = ": keep-alive\r\nid: 7\r\ndata:\r\n\r\nevent: message\ndata: {\"a\":\ndata: 1}\n\ndata: x\r\rdata: y\r\n\r\n";
+    for (const ch of stream) p.push(ch);
+    assert.deepEqual(
+      events.map((e) => [e.event, e.data]),
+      [["message", ""], ["message", '{"a":\n1}'], ["message", "x"], ["message", "y"]],
+    );
+  });
+});
+
+describe("McpHttpClient against an rmcp-shaped server", () => {
+  let server;
+  before(async () => {
+    server = await startFakeMcpServer();
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it("initializes a session and sends the session and protocol headers afterwards", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    await c.connect();
+    assert.equal(c.isConnected(), true);
+    assert.equal(c.serverInfo.name, "bitrouter-mcp");
+    assert.equal(c.protocolVersion, "2025-11-25");
+    assert.ok(c.sessionId);
+    const init = server.state.calls.find((x) => x.session === c.sessionId && x.method === "initialize");
+    assert.equal(init.params.protocolVersion, "2025-11-25");
+    assert.ok(server.state.calls.some((x) => x.session === c.sessionId && x.method === "notifications/initialized"));
+    await c.callTool("bitrouter_status");
+    assert.equal(server.state.protocolHeaders.at(-1), "2025-11-25");
+    await c.close();
+    assert.equal(server.state.sessions.has(init.session), false, "DELETE ends the session");
+  });
+
+  it("calls tools and returns structuredContent", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    const status = await c.callTool("bitrouter_status");
+    assert.equal(status.daemon.healthy, true);
+    const key = await c.callTool("bitrouter_keygen", { scope: "api", exp: "30d", name: "openclaw" });
+    assert.equal(key.token.split(".").length, 3);
+    assert.equal(key.claims.scope, "api");
+    await c.close();
+  });
+
+  it("turns isError tool results and JSON-RPC errors into exceptions without dropping the session", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    await assert.rejects(c.callTool("bitrouter_fail"), /tool bitrouter_fail failed: argument `x` is required/);
+    await assert.rejects(c.callTool("nope"), (e) => e instanceof McpError && e.code === -32602);
+    assert.equal(c.isConnected(), true);
+    await c.close();
+  });
+
+  it("reads the routes resource as JSON", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    assert.deepEqual(await c.readResourceJson("bitrouter://routes"), SAMPLE_ROUTES);
+    await c.close();
+  });
+
+  it("receives notifications/resources/updated on the GET stream after subscribing", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    const seen = [];
+    c.onResourceUpdated((uri) => seen.push(uri));
+    await c.subscribe("bitrouter://routes");
+    await waitFor(() => server.openStreams() > 0, 2000, "GET stream");
+    server.setRoutes({ ...SAMPLE_ROUTES, daemon_healthy: false });
+    await waitFor(() => seen.includes("bitrouter://routes"), 2000, "notification");
+    assert.equal((await c.readResourceJson("bitrouter://routes")).daemon_healthy, false);
+    server.setRoutes(SAMPLE_ROUTES);
+    await c.close();
+  });
+
+  it("answers a server ping on the stream", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    await c.subscribe("bitrouter://routes");
+    await waitFor(() => server.openStreams() > 0, 2000, "GET stream");
+    const before = server.state.calls.length;
+    server.pingClients();
+    await waitFor(() => server.state.calls.slice(before).some((x) => x.method === "(response)"), 2000, "ping reply");
+    await c.close();
+  });
+
+  it("re-initializes and re-subscribes when the server forgets the session", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    const seen = [];
+    c.onResourceUpdated((uri) => seen.push(uri));
+    await c.subscribe("bitrouter://routes");
+    const oldSession = c.sessionId;
+    server.dropSessions();
+    const status = await c.callTool("bitrouter_status");
+    assert.equal(status.daemon.healthy, true);
+    assert.notEqual(c.sessionId, oldSession);
+    assert.ok(server.state.calls.some((x) => x.session === c.sessionId && x.method === "resources/subscribe"));
+    assert.ok(seen.includes(""), "listeners are told that updates may have been missed");
+    await waitFor(() => server.openStreams() > 0, 3000, "GET stream on the new session");
+    await c.close();
+  });
+
+  it("times out a request that gets no answer", async () => {
+    const hang = net.createServer((sock) => sock.on("data", () => {}));
+    await new Promise((r) => hang.listen(0, "127.0.0.1", r));
+    const c = new McpHttpClient({ url: `http://127.0.0.1:${hang.address().port}/mcp`, requestTimeoutMs: 200, logger: quiet });
+    await assert.rejects(c.connect(), /timed out after 200 ms/);
+    await c.close();
+    await new Promise((r) => hang.close(r));
+  });
+});
+
+describe("McpHttpClient transport variants", () => {
+  it("accepts plain JSON answers", async () => {
+    const server = await startFakeMcpServer({ json: true });
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    assert.deepEqual((await c.readResourceJson("bitrouter://routes")).direct_providers, ["openai", "anthropic", "google"]);
+    await c.close();
+    await server.close();
+  });
+
+  it("lives without a GET stream (405)", async () => {
+    const server = await startFakeMcpServer({ noGetStream: true });
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    await c.subscribe("bitrouter://routes");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await c.callTool("bitrouter_status")).listen, "127.0.0.1:8787");
+    await c.close();
+    await server.close();
+  });
+
+  it("reports connection refused recognisably", async () => {
+    const probe = net.createServer();
+    await new Promise((r) => probe.listen(0, "127.0.0.1", r));
+    const port = probe.address().port;
+    await new Promise((r) => probe.close(r));
+    const c = new McpHttpClient({ url: `http://127.0.0.1:${port}/mcp`, logger: quiet });
+    await assert.rejects(c.connect(), (e) => isConnectionRefused(e) && /cannot reach/.test(e.message));
+    await c.close();
+  });
+
+  it("reports a non-MCP HTTP server as an HTTP error, not as refused", async () => {
+    const http = await import("node:http");
+    const other = http.createServer((_req, res) => res.writeHead(404).end("not here"));
+    await new Promise((r) => other.listen(0, "127.0.0.1", r));
+    const c = new McpHttpClient({ url: `http://127.0.0.1:${other.address().port}/mcp`, logger: quiet });
+    await assert.rejects(c.connect(), (e) => !isConnectionRefused(e) && e.status === 404);
+    await c.close();
+    await new Promise((r) => other.close(r));
+  });
+});

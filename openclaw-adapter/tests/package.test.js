@@ -1,0 +1,72 @@
+// The package's shape as OpenClaw reads it before running any code: package.json's `openclaw` block,
+// the manifest, and the published file list (an npm/tarball install only gets what `files` names).
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
+const manifest = JSON.parse(fs.readFileSync(path.join(root, "openclaw.plugin.json"), "utf8"));
+
+/** Relative imports of a module, followed transitively. */
+function importGraph(entry) {
+  const seen = new Set();
+  const visit = (file) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const src = fs.readFileSync(file, "utf8");
+    for (const m of src.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"/gm)) {
+      const spec = m[1];
+      if (spec.startsWith(".")) visit(path.resolve(path.dirname(file), spec));
+      else assert.ok(spec.startsWith("node:"), `${path.relative(root, file)} imports ${spec}: only node: builtins are allowed (no dependencies)`);
+    }
+  };
+  visit(path.join(root, entry));
+  return [...seen].map((f) => path.relative(root, f));
+}
+
+describe("package", () => {
+  it("declares a plain-JS entry that exists, with the plugin API compat range", () => {
+    assert.equal(pkg.type, "module");
+    assert.deepEqual(pkg.openclaw.extensions, ["./index.js"]);
+    assert.ok(fs.existsSync(path.join(root, "index.js")));
+    assert.equal(pkg.openclaw.compat.pluginApi, ">=2026.9.6");
+    assert.equal(pkg.peerDependenciesMeta.openclaw.optional, true);
+  });
+
+  it("has no dependencies at all", () => {
+    assert.equal(pkg.dependencies, undefined);
+    assert.equal(pkg.devDependencies, undefined);
+  });
+
+  it("publishes every module the entry imports", () => {
+    const files = importGraph("index.js");
+    const published = (f) => pkg.files.some((p) => (p.endsWith("/") ? f.startsWith(p) : f === p));
+    for (const f of files) assert.ok(published(f), `${f} is missing from package.json files`);
+    assert.ok(pkg.files.includes("openclaw.plugin.json"));
+  });
+});
+
+describe("manifest", () => {
+  it("owns the bitrouter provider and declares its env credential", () => {
+    assert.equal(manifest.id, "bitrouter");
+    assert.deepEqual(manifest.providers, ["bitrouter"]);
+    assert.deepEqual(manifest.setup.providers, [{ id: "bitrouter", envVars: ["BITROUTER_API_KEY"] }]);
+    assert.equal(manifest.activation.onStartup, true);
+  });
+
+  it("contributes the MCP server over streamable HTTP at the default mcpPort", () => {
+    assert.deepEqual(manifest.mcpServers.bitrouter, { url: "http://127.0.0.1:8788/mcp", transport: "streamable-http" });
+  });
+
+  it("declares no agent tools (the BitRouter tools come through MCP)", () => {
+    assert.equal(manifest.contracts?.tools?.length ?? 0, 0);
+  });
+
+  it("has a UI hint for every config field", () => {
+    assert.deepEqual(Object.keys(manifest.uiHints).sort(), Object.keys(manifest.configSchema.properties).sort());
+  });
+});
