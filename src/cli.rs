@@ -35,6 +35,30 @@ pub enum Command {
         #[command(subcommand)]
         command: DaemonCommand,
     },
+    /// Store provider API keys in BitRouter's .env.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Save provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, GOOGLE_API_KEY, ...) to
+    /// <data-dir>/bitrouter/.env, mode 0600. On a terminal it prompts (input hidden, empty skips);
+    /// scripts use --stdin or --set. A running server restarts its daemon to load them.
+    Login(LoginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Read NAME=value lines from stdin instead of prompting.
+    #[arg(long, conflicts_with = "set")]
+    pub stdin: bool,
+    /// NAME=value to save (repeatable). Visible to other local users in the process list:
+    /// prefer --stdin for real keys.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +72,10 @@ pub struct ServeArgs {
     /// The bitrouter binary to run, instead of the pinned cache or PATH.
     #[arg(long, env = "BITROUTER_BIN", value_name = "PATH")]
     pub bitrouter: Option<PathBuf>,
+    /// Exit (stopping the daemon) when the process that started this server dies; for
+    /// launchers such as the OpenClaw adapter.
+    #[arg(long)]
+    pub exit_with_parent: bool,
     /// Bearer token HTTP clients must send; required for a non-loopback --http address.
     #[arg(
         long,

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use bitrouter_mcp::home::Home;
 use bitrouter_mcp::routing::PluginConfig;
+use bitrouter_mcp::routing::{credentials, env_file};
 use bitrouter_mcp::server::{self, AppState};
 use bitrouter_mcp::supervisor::{Supervisor, SupervisorOptions, install};
-use cli::{Cli, Command, DaemonCommand};
+use cli::{AuthCommand, Cli, Command, DaemonCommand, LoginArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -57,6 +58,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     match cli.command {
         Command::Serve(args) => {
+            if args.exit_with_parent {
+                exit_with_parent()?;
+            }
             let shutdown = CancellationToken::new();
             let options = SupervisorOptions {
                 binary: args.bitrouter.clone(),
@@ -77,6 +81,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let _ = supervisor.await;
             served.map_err(|e| e.to_string())
         }
+        Command::Auth {
+            command: AuthCommand::Login(args),
+        } => auth_login(&home, &config, args),
         Command::Daemon {
             command: DaemonCommand::Install,
         } => {
@@ -89,6 +96,71 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Asks the kernel to send us SIGTERM when our parent dies; our SIGTERM handling then stops the
+/// daemon in order.
+fn exit_with_parent() -> Result<(), String> {
+    // SAFETY: prctl and getppid have no memory-safety preconditions.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+            return Err("--exit-with-parent: prctl(PR_SET_PDEATHSIG) failed".into());
+        }
+        if libc::getppid() == 1 {
+            return Err("--exit-with-parent: the parent process has already exited".into());
+        }
+    }
+    Ok(())
+}
+
+/// `auth login`: collects NAME=value pairs (prompt, stdin or flags) and merges them into `.env`.
+fn auth_login(home: &Home, config: &PluginConfig, args: LoginArgs) -> Result<(), String> {
+    use std::io::{BufRead, IsTerminal};
+    let mut entries = std::collections::BTreeMap::new();
+    let mut add = |pair: &str, origin: &str| -> Result<(), String> {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{origin}: expected NAME=value (e.g. OPENAI_API_KEY=sk-...)"))?;
+        let (name, value) = (name.trim(), value.trim());
+        env_file::validate_entry(name, value).map_err(|e| format!("{origin}: {e}"))?;
+        entries.insert(name.to_string(), value.to_string());
+        Ok(())
+    };
+    if args.stdin {
+        for (i, line) in std::io::stdin().lock().lines().enumerate() {
+            let line = line.map_err(|e| format!("reading stdin: {e}"))?;
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                add(line, &format!("stdin line {}", i + 1))?;
+            }
+        }
+    } else if !args.set.is_empty() {
+        for pair in &args.set {
+            add(pair, "--set")?;
+        }
+    } else if std::io::stdin().is_terminal() {
+        let vars = credentials::login_vars(config);
+        eprintln!("Enter provider API keys (input is hidden; press Enter to skip one).");
+        for var in vars {
+            let value = rpassword::prompt_password(format!("{var}: "))
+                .map_err(|e| format!("reading {var}: {e}"))?;
+            if !value.trim().is_empty() {
+                add(&format!("{var}={}", value.trim()), &var)?;
+            }
+        }
+    } else {
+        return Err("no terminal to prompt on: pass keys with --stdin (NAME=value lines) or --set NAME=value".into());
+    }
+    if entries.is_empty() {
+        eprintln!("nothing to save");
+        return Ok(());
+    }
+    let path = home.env_file();
+    env_file::update(&path, |k| entries.contains_key(k), &entries)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    let names: Vec<&str> = entries.keys().map(String::as_str).collect();
+    eprintln!("saved {} to {}", names.join(", "), path.display());
+    Ok(())
 }
 
 /// SIGINT or SIGTERM fire `shutdown`; SIGHUP restarts the daemon (and clears `failed`).

@@ -41,15 +41,30 @@ pub fn prefix_var(name: &str, env_prefix: Option<&str>) -> String {
 
 /// Names of the variables set in a `.env` file (values are not kept).
 pub fn env_file_keys(path: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(path)
-        .map(|text| {
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
-                .collect()
+    super::env_file::read(path).into_keys().collect()
+}
+
+/// The variables `auth login` asks for: each known provider's key variable, built-ins first.
+pub fn login_vars(config: &PluginConfig) -> Vec<String> {
+    config
+        .known_providers()
+        .into_iter()
+        .filter(|name| {
+            // A provider whose key is a `${VAR}` reference is asked for under that VAR.
+            config
+                .providers
+                .get(name)
+                .and_then(|p| p.api_key.as_deref())
+                .is_none_or(|k| env_reference(k).is_some())
         })
-        .unwrap_or_default()
+        .map(|name| {
+            let p = config.providers.get(&name);
+            match p.and_then(|p| p.api_key.as_deref()).and_then(env_reference) {
+                Some(var) => var.to_string(),
+                None => prefix_var(&name, p.and_then(|p| p.env_prefix.as_deref())),
+            }
+        })
+        .collect()
 }
 
 /// Summarises every provider the daemon would know: built-ins and configured ones.

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::config::{BUILTIN_PROVIDERS, PluginConfig};
 use super::credentials::env_reference;
+use super::env_file;
 use crate::fsutil;
 
 /// Prefix of every `.env` variable this project manages; other lines are the user's.
@@ -174,46 +175,15 @@ pub fn render(config: &PluginConfig) -> DaemonConfig {
     }
 }
 
-/// Merges our variables into an existing `.env` text: the user's lines stay, ours are replaced.
-pub fn merge_env(existing: &str, ours: &BTreeMap<String, String>) -> String {
-    let mut out: Vec<String> = existing
-        .lines()
-        .filter(|l| {
-            l.split_once('=')
-                .is_none_or(|(k, _)| !k.trim().starts_with(MANAGED_PREFIX))
-        })
-        .map(str::to_string)
-        .collect();
-    for (k, v) in ours {
-        out.push(format!("{k}={v}"));
-    }
-    let mut text = out.join("\n");
-    text.push('\n');
-    text
-}
-
-/// Writes the yaml (0600: it names env vars only, but stays private anyway) and merges `.env`.
-/// Returns whether anything changed on disk.
+/// Writes the yaml (0600: it names env vars only, but stays private anyway) and merges our
+/// variables into `.env`. Returns whether anything changed on disk.
 pub fn write(rendered: &DaemonConfig, yaml_path: &Path, env_path: &Path) -> std::io::Result<bool> {
     let mut changed = false;
     if std::fs::read_to_string(yaml_path).ok().as_deref() != Some(rendered.yaml.as_str()) {
         fsutil::write_private(yaml_path, rendered.yaml.as_bytes())?;
         changed = true;
     }
-    let existing = match std::fs::read_to_string(env_path) {
-        Ok(s) => Some(s),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
-    let merged = merge_env(existing.as_deref().unwrap_or(""), &rendered.env);
-    let unchanged = match &existing {
-        Some(old) => *old == merged,
-        None => rendered.env.is_empty(),
-    };
-    if !unchanged {
-        fsutil::write_private(env_path, merged.as_bytes())?;
-        changed = true;
-    }
+    changed |= env_file::update(env_path, |k| k.starts_with(MANAGED_PREFIX), &rendered.env)?;
     Ok(changed)
 }
 
@@ -259,16 +229,26 @@ mod tests {
     }
 
     #[test]
-    fn env_merge_keeps_user_lines_and_replaces_ours() {
-        let ours: BTreeMap<String, String> =
-            [("BITROUTER_MCP_X_API_KEY".to_string(), "new".to_string())].into();
-        let merged = merge_env(
-            "OPENAI_API_KEY=sk-user\nBITROUTER_MCP_X_API_KEY=old\nBITROUTER_MCP_GONE=1\n",
-            &ours,
-        );
+    fn writing_keeps_user_keys_and_replaces_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join(".env");
+        std::fs::write(
+            &env,
+            "OPENAI_API_KEY=sk-user\nBITROUTER_MCP_GONE_API_KEY=1\n",
+        )
+        .unwrap();
+        let config =
+            PluginConfig::parse(r#"{"providers":{"x":{"derives":"openai","apiKey":"lit-value"}}}"#)
+                .unwrap();
+        let yaml = dir.path().join("bitrouter.yaml");
+        assert!(write(&render(&config), &yaml, &env).unwrap());
         assert_eq!(
-            merged,
-            "OPENAI_API_KEY=sk-user\nBITROUTER_MCP_X_API_KEY=new\n"
+            std::fs::read_to_string(&env).unwrap(),
+            "OPENAI_API_KEY=sk-user\nBITROUTER_MCP_X_API_KEY=lit-value\n"
+        );
+        assert!(
+            !write(&render(&config), &yaml, &env).unwrap(),
+            "unchanged config, no write"
         );
     }
 }

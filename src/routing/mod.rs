@@ -6,6 +6,7 @@
 pub mod config;
 pub mod credentials;
 pub mod daemon_config;
+pub mod env_file;
 pub mod table;
 
 pub use config::{
