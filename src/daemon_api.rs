@@ -1,6 +1,9 @@
 //! The only code that talks to the BitRouter daemon's HTTP API.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 /// Client for one daemon, addressed by its listen address.
 #[derive(Debug, Clone)]
@@ -65,6 +68,128 @@ impl DaemonClient {
             result,
         }
     }
+}
+
+/// One endpoint of a route as the admin API names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteEndpoint {
+    pub provider: String,
+    pub model_id: String,
+}
+
+/// A dynamic route: `POST /admin/routes` body and `GET /admin/routes` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    pub endpoints: Vec<RouteEndpoint>,
+    /// `config` or `dynamic` in listings; absent when creating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RouteList {
+    routes: Vec<Route>,
+}
+
+/// Per-endpoint counters from `GET /v1/metrics`, keyed by route then `provider:model_id`.
+pub type Metrics = BTreeMap<String, BTreeMap<String, EndpointCounters>>;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct EndpointCounters {
+    #[serde(default)]
+    pub total_requests: u64,
+    #[serde(default)]
+    pub total_errors: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct MetricsBody {
+    #[serde(default)]
+    routes: BTreeMap<String, RouteMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RouteMetrics {
+    #[serde(default)]
+    by_endpoint: BTreeMap<String, EndpointCounters>,
+}
+
+impl DaemonClient {
+    /// `GET /admin/routes`.
+    pub async fn routes(&self, token: &str) -> Result<Vec<Route>, String> {
+        let resp = self
+            .http
+            .get(format!("{}/admin/routes", self.base_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let list: RouteList = ok_json(resp, "GET /admin/routes").await?;
+        Ok(list.routes)
+    }
+
+    /// `POST /admin/routes`: creates or replaces the dynamic route of `route.model`.
+    pub async fn set_route(&self, token: &str, route: &Route) -> Result<(), String> {
+        let resp = self
+            .http
+            .post(format!("{}/admin/routes", self.base_url))
+            .bearer_auth(token)
+            .json(route)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let _: serde_json::Value = ok_json(resp, "POST /admin/routes").await?;
+        Ok(())
+    }
+
+    /// `DELETE /admin/routes/<model>`.
+    pub async fn delete_route(&self, token: &str, model: &str) -> Result<(), String> {
+        let resp = self
+            .http
+            .delete(format!("{}/admin/routes/{model}", self.base_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let _: serde_json::Value = ok_json(resp, "DELETE /admin/routes").await?;
+        Ok(())
+    }
+
+    /// `GET /v1/metrics` (no auth): counters of real traffic per route and endpoint.
+    pub async fn metrics(&self) -> Result<Metrics, String> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/metrics", self.base_url))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let body: MetricsBody = ok_json(resp, "GET /v1/metrics").await?;
+        Ok(body
+            .routes
+            .into_iter()
+            .map(|(route, m)| (route, m.by_endpoint))
+            .collect())
+    }
+}
+
+async fn ok_json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+    what: &str,
+) -> Result<T, String> {
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(format!(
+            "{what} answered {status}: {}",
+            body.chars().take(300).collect::<String>()
+        ));
+    }
+    resp.json()
+        .await
+        .map_err(|e| format!("{what}: unexpected body: {e}"))
 }
 
 fn describe(e: &reqwest::Error) -> String {

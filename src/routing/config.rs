@@ -9,8 +9,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Providers BitRouter knows without configuration; custom ones `derives` from one of them.
-pub const BUILTIN_PROVIDERS: [&str; 3] = ["openai", "anthropic", "google"];
+use super::endpoints::{builtin, builtin_names};
 
 fn default_port() -> u16 {
     8787
@@ -23,6 +22,9 @@ fn default_auto_start() -> bool {
 }
 fn default_health_check_interval_ms() -> u64 {
     30_000
+}
+fn default_metrics_poll_ms() -> u64 {
+    250
 }
 
 /// The whole config. Defaults are the seed plugin's.
@@ -44,6 +46,14 @@ pub struct PluginConfig {
     /// Route every model through BitRouter, not only configured ones (default false).
     #[serde(default)]
     pub intercept_all_models: bool,
+    /// How often the daemon's traffic counters are read to catch failing endpoints between
+    /// health checks, in milliseconds (default 250; 0 turns it off).
+    #[serde(default = "default_metrics_poll_ms")]
+    pub metrics_poll_ms: u64,
+    /// Also delete dynamic routes someone else added for model names not in `models` (default
+    /// false: they are reported). Routes for configured models are always put back.
+    #[serde(default)]
+    pub enforce_routes: bool,
     /// Provider overrides and custom providers, by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -60,6 +70,8 @@ impl Default for PluginConfig {
             auto_start: default_auto_start(),
             health_check_interval_ms: default_health_check_interval_ms(),
             intercept_all_models: false,
+            metrics_poll_ms: default_metrics_poll_ms(),
+            enforce_routes: false,
             providers: BTreeMap::new(),
             models: BTreeMap::new(),
         }
@@ -162,7 +174,7 @@ impl PluginConfig {
 
     /// Every provider name a route may use: built-ins plus configured ones.
     pub fn known_providers(&self) -> Vec<String> {
-        let mut names: Vec<String> = BUILTIN_PROVIDERS.iter().map(|s| s.to_string()).collect();
+        let mut names: Vec<String> = builtin_names().map(str::to_string).collect();
         for name in self.providers.keys() {
             if !names.contains(name) {
                 names.push(name.clone());
@@ -192,6 +204,12 @@ impl PluginConfig {
                 self.host
             ));
         }
+        if self.metrics_poll_ms != 0 && !(50..=60_000).contains(&self.metrics_poll_ms) {
+            errors.push(format!(
+                "metricsPollMs: {} is out of range (expected 0 to turn off, or 50-60000)",
+                self.metrics_poll_ms
+            ));
+        }
         if !(100..=86_400_000).contains(&self.health_check_interval_ms) {
             errors.push(format!(
                 "healthCheckIntervalMs: {} is out of range (expected 100-86400000)",
@@ -205,15 +223,13 @@ impl PluginConfig {
                     "{at}: provider names may use a-z, 0-9, - and _ only"
                 ));
             }
-            let builtin = BUILTIN_PROVIDERS.contains(&name.as_str());
+            let builtins = builtin_names().collect::<Vec<_>>().join(", ");
             match &p.derives {
-                Some(d) if !BUILTIN_PROVIDERS.contains(&d.as_str()) => errors.push(format!(
-                    "{at}.derives: unknown provider \"{d}\" (expected one of: {})",
-                    BUILTIN_PROVIDERS.join(", ")
+                Some(d) if builtin(d).is_none() => errors.push(format!(
+                    "{at}.derives: unknown provider \"{d}\" (expected one of: {builtins})"
                 )),
-                None if !builtin => errors.push(format!(
-                    "{at}.derives: required for a custom provider (one of: {})",
-                    BUILTIN_PROVIDERS.join(", ")
+                None if builtin(name).is_none() => errors.push(format!(
+                    "{at}.derives: required for a custom provider (one of: {builtins})"
                 )),
                 _ => {}
             }
@@ -335,7 +351,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains(r#"models.smart.endpoints[1].provider: unknown provider "opnai" (known: openai, anthropic, google)"#),
+            err.contains(r#"models.smart.endpoints[1].provider: unknown provider "opnai" (known: openai, anthropic, google, openrouter)"#),
             "{err}"
         );
     }
@@ -343,16 +359,16 @@ mod tests {
     #[test]
     fn custom_provider_needs_derives_and_keys_are_not_echoed() {
         let err = PluginConfig::parse(
-            r#"{"providers":{"openrouter":{"apiKey":"sk-secret\nx","apiBase":"ftp://x"}}}"#,
+            r#"{"providers":{"myrouter":{"apiKey":"sk-secret\nx","apiBase":"ftp://x"}}}"#,
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("providers.openrouter.derives: required"),
+            err.contains("providers.myrouter.derives: required"),
             "{err}"
         );
-        assert!(err.contains("providers.openrouter.apiBase"), "{err}");
-        assert!(err.contains("providers.openrouter.apiKey"), "{err}");
+        assert!(err.contains("providers.myrouter.apiBase"), "{err}");
+        assert!(err.contains("providers.myrouter.apiKey"), "{err}");
         assert!(!err.contains("sk-secret"), "{err}");
     }
 }

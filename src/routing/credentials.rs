@@ -7,7 +7,8 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::config::{BUILTIN_PROVIDERS, PluginConfig};
+use super::config::PluginConfig;
+use super::endpoints::builtin;
 
 /// One provider as status shows it: no secret, just where its key would come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -93,7 +94,7 @@ pub fn summarize(
                 }
             }
         };
-        let builtin = BUILTIN_PROVIDERS.contains(&name.as_str());
+        let builtin = builtin(&name).is_some();
         if !builtin || p.is_some() || has {
             out.push(ProviderSummary {
                 derives: p.and_then(|p| p.derives.clone()),
@@ -124,12 +125,12 @@ mod tests {
         let file: BTreeSet<String> = ["GOOGLE_API_KEY".to_string()].into();
         let s = summarize(&config, env, &file);
         let names: Vec<&str> = s.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["openai", "google", "mine", "openrouter"]);
+        assert_eq!(names, ["openai", "google", "openrouter", "mine"]);
         assert_eq!(s[0].credential, "env OPENAI_API_KEY");
         assert!(s[1].has_credentials);
-        assert_eq!(s[2].credential, "literal key from config (stored in .env)");
-        assert_eq!(s[3].credential, "env OPENROUTER_API_KEY (not set)");
-        assert!(!s[3].has_credentials);
+        assert_eq!(s[2].credential, "env OPENROUTER_API_KEY (not set)");
+        assert!(!s[2].has_credentials);
+        assert_eq!(s[3].credential, "literal key from config (stored in .env)");
         let text = serde_json::to_string(&s).unwrap();
         assert!(!text.contains("sk-literal-123"));
     }

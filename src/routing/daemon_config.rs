@@ -11,8 +11,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::config::{BUILTIN_PROVIDERS, PluginConfig};
+use super::config::PluginConfig;
 use super::credentials::env_reference;
+use super::endpoints::{self, builtin, effective_env_prefix, managed_var};
 use super::env_file;
 use crate::fsutil;
 
@@ -53,10 +54,6 @@ struct Model {
 struct Endpoint {
     provider: String,
     model_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    api_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    api_base: Option<String>,
 }
 
 /// What the daemon is given: its yaml and our `.env` variables (name → secret value).
@@ -64,23 +61,6 @@ struct Endpoint {
 pub struct DaemonConfig {
     pub yaml: String,
     pub env: BTreeMap<String, String>,
-}
-
-fn env_name(parts: &[&str]) -> String {
-    let mut s = String::from(MANAGED_PREFIX);
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            s.push('_');
-        }
-        s.extend(p.chars().map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        }));
-    }
-    s
 }
 
 /// A key as the yaml sees it: `${VAR}` as given, or a literal moved to `.env` under `var`.
@@ -99,15 +79,9 @@ pub fn render(config: &PluginConfig) -> DaemonConfig {
     let mut env = BTreeMap::new();
     let mut providers = BTreeMap::new();
     for (name, p) in &config.providers {
-        let builtin = BUILTIN_PROVIDERS.contains(&name.as_str());
-        let own_prefix = env_name(&[name]);
-        let env_prefix = match (&p.env_prefix, &p.api_key) {
-            (Some(prefix), _) => Some(prefix.clone()),
-            // Our prefix is unset in the environment, so the configured key is what counts.
-            (None, Some(_)) => Some(own_prefix.trim_end_matches('_').to_string()),
-            (None, None) if builtin => None,
-            (None, None) => Some(name.to_ascii_uppercase().replace('-', "_")),
-        };
+        let explicit_prefix =
+            p.env_prefix.is_some() || p.api_key.is_some() || builtin(name).is_none();
+        let env_prefix = explicit_prefix.then(|| effective_env_prefix(name, Some(p)));
         providers.insert(
             name.clone(),
             Provider {
@@ -116,41 +90,45 @@ pub fn render(config: &PluginConfig) -> DaemonConfig {
                 api_key: p
                     .api_key
                     .as_deref()
-                    .map(|k| key_ref(k, format!("{own_prefix}_API_KEY"), &mut env)),
+                    .map(|k| key_ref(k, format!("{}_API_KEY", managed_var(&[name])), &mut env)),
                 env_prefix,
             },
         );
     }
-    let models = config
-        .models
-        .iter()
-        .map(|(name, m)| {
-            let endpoints = m
-                .endpoints
-                .iter()
-                .enumerate()
-                .map(|(i, e)| Endpoint {
-                    provider: e.provider.clone(),
-                    model_id: e.model_id.clone(),
-                    api_key: e.api_key.as_deref().map(|k| {
-                        key_ref(
-                            k,
-                            format!("{}_API_KEY", env_name(&[name, &i.to_string()])),
-                            &mut env,
-                        )
-                    }),
+    let mut models: BTreeMap<String, Model> = BTreeMap::new();
+    let targets = endpoints::targets(config);
+    for t in &targets {
+        if t.daemon_provider != t.provider {
+            // An endpoint with its own key or base: a provider of its own deriving from its
+            // provider. With its own key it gets its own prefix so that key wins.
+            let e = &config.models[&t.model].endpoints[t.index];
+            let own = managed_var(&[&t.daemon_provider]);
+            providers.insert(
+                t.daemon_provider.clone(),
+                Provider {
+                    derives: Some(t.provider.clone()),
                     api_base: e.api_base.clone(),
-                })
-                .collect();
-            (
-                name.clone(),
-                Model {
-                    strategy: m.strategy.as_str(),
-                    endpoints,
+                    api_key: e
+                        .api_key
+                        .as_deref()
+                        .map(|k| key_ref(k, format!("{own}_API_KEY"), &mut env)),
+                    env_prefix: e.api_key.as_ref().map(|_| own),
                 },
-            )
-        })
-        .collect();
+            );
+        }
+        let m = &config.models[&t.model];
+        models
+            .entry(t.model.clone())
+            .or_insert_with(|| Model {
+                strategy: m.strategy.as_str(),
+                endpoints: Vec::new(),
+            })
+            .endpoints
+            .push(Endpoint {
+                provider: t.daemon_provider.clone(),
+                model_id: t.model_id.clone(),
+            });
+    }
     let host = if config.host == "localhost" {
         "127.0.0.1"
     } else {
@@ -211,7 +189,10 @@ mod tests {
             r.yaml
         );
         assert_eq!(r.env["BITROUTER_MCP_OPENROUTER_API_KEY"], "sk-lit-1");
-        assert_eq!(r.env["BITROUTER_MCP_SMART_0_API_KEY"], "sk-ep-2");
+        assert_eq!(
+            r.env["BITROUTER_MCP_OPENROUTER__SMART_0_API_KEY"],
+            "sk-ep-2"
+        );
         assert_eq!(r.env.len(), 2);
         let y: serde_yaml::Value = serde_yaml::from_str(&r.yaml).unwrap();
         assert_eq!(y["server"]["listen"], "127.0.0.1:9000");
@@ -221,10 +202,18 @@ mod tests {
         assert_eq!(y["providers"]["mine"]["env_prefix"], "MINE");
         assert_eq!(y["providers"]["openai"]["api_key"], "${MY_OPENAI}");
         assert_eq!(y["models"]["smart"]["strategy"], "priority");
+        // The endpoint with its own key routes through a provider of its own.
         assert_eq!(
-            y["models"]["smart"]["endpoints"][0]["api_key"],
-            "${BITROUTER_MCP_SMART_0_API_KEY}"
+            y["models"]["smart"]["endpoints"][0]["provider"],
+            "openrouter__smart_0"
         );
+        let own = &y["providers"]["openrouter__smart_0"];
+        assert_eq!(own["derives"], "openrouter");
+        assert_eq!(
+            own["api_key"],
+            "${BITROUTER_MCP_OPENROUTER__SMART_0_API_KEY}"
+        );
+        assert_eq!(own["env_prefix"], "BITROUTER_MCP_OPENROUTER__SMART_0");
         assert_eq!(render(&config), r, "deterministic");
     }
 

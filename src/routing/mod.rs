@@ -4,9 +4,12 @@
 //! This module owns the config model; nothing else parses or validates it.
 
 pub mod config;
+pub mod control;
 pub mod credentials;
 pub mod daemon_config;
+pub mod endpoints;
 pub mod env_file;
+pub mod probe;
 pub mod table;
 
 pub use config::{

@@ -1,11 +1,10 @@
 //! The route table: what each virtual model routes to, as agents and the OpenClaw adapter see it
-//! (`bitrouter://routes`). Built from the config; health-driven changes update it.
+//! (`bitrouter://routes`), and the per-endpoint counters (`bitrouter://metrics`).
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::config::{PluginConfig, Strategy};
-use super::credentials::ProviderSummary;
+use super::config::Strategy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct RouteTable {
@@ -13,8 +12,10 @@ pub struct RouteTable {
     /// Providers reachable directly as `provider:model_id`.
     pub direct_providers: Vec<String>,
     pub intercept_all_models: bool,
-    /// Whether the daemon answered its last health check.
+    /// Whether the daemon is healthy (and our routes are applied to it).
     pub daemon_healthy: bool,
+    /// Route changes made by someone else through the daemon's admin API, newest last.
+    pub foreign_changes: Vec<ForeignChange>,
     /// When the table last changed (RFC 3339).
     pub updated_at: String,
 }
@@ -24,6 +25,8 @@ pub struct RouteEntry {
     pub name: String,
     pub strategy: Strategy,
     pub endpoints: Vec<EndpointState>,
+    /// When traffic last moved between endpoints (RFC 3339).
+    pub last_switch: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -37,39 +40,37 @@ pub struct EndpointState {
     pub active: bool,
 }
 
-impl RouteTable {
-    /// The table as configured, before any health information.
-    pub fn from_config(
-        config: &PluginConfig,
-        providers: &[ProviderSummary],
-        updated_at: String,
-    ) -> Self {
-        let models = config
-            .models
-            .iter()
-            .map(|(name, m)| RouteEntry {
-                name: name.clone(),
-                strategy: m.strategy,
-                endpoints: m
-                    .endpoints
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| EndpointState {
-                        provider: e.provider.clone(),
-                        model_id: e.model_id.clone(),
-                        health: "unknown".into(),
-                        last_error: None,
-                        active: m.strategy == Strategy::LoadBalance || i == 0,
-                    })
-                    .collect(),
-            })
-            .collect();
-        Self {
-            models,
-            direct_providers: providers.iter().map(|p| p.name.clone()).collect(),
-            intercept_all_models: config.intercept_all_models,
-            daemon_healthy: false,
-            updated_at,
-        }
-    }
+/// A dynamic route someone else put into the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ForeignChange {
+    pub model: String,
+    /// When it was seen (RFC 3339).
+    pub at: String,
+    /// What was there: `strategy: provider:model_id, …`, or `deleted`.
+    pub found: String,
+    /// `reverted` (our route re-applied), `removed` (deleted) or `reported` (left alone).
+    pub action: String,
+}
+
+/// `bitrouter://metrics`: what the control plane has seen per endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct MetricsTable {
+    pub endpoints: Vec<EndpointMetrics>,
+    /// Route switches per virtual model since this server started.
+    pub switches: std::collections::BTreeMap<String, u64>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct EndpointMetrics {
+    /// `provider:model_id` as the daemon names it.
+    pub endpoint: String,
+    pub probes: u64,
+    pub probe_failures: u64,
+    /// Requests and errors of real traffic, from the daemon's `/v1/metrics`.
+    pub requests: u64,
+    pub errors: u64,
+    /// Times the endpoint was marked unhealthy from failures seen in real traffic.
+    pub passive_failures: u64,
+    pub last_probe_ms: Option<f64>,
 }

@@ -5,6 +5,7 @@ pub mod args;
 pub mod http;
 pub mod state;
 pub mod stdio;
+pub mod subscriptions;
 
 use std::sync::Arc;
 
@@ -13,9 +14,10 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolResult, ContentBlock, Implementation, ListResourcesResult, PaginatedRequestParams,
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ServerCapabilities, ServerConfig,
+    ResourceContents, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 pub use state::AppState;
@@ -43,6 +45,8 @@ pub enum ServeError {
 
 /// URI of the route table resource.
 pub const ROUTES_URI: &str = "bitrouter://routes";
+/// URI of the per-endpoint counters resource.
+pub const METRICS_URI: &str = "bitrouter://metrics";
 
 fn tool_error(e: ToolError) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(e.0)])
@@ -161,6 +165,7 @@ impl ServerHandler for BitrouterServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
         .with_server_info(
@@ -189,7 +194,75 @@ impl ServerHandler for BitrouterServer {
                      daemon is healthy.",
                 )
                 .with_mime_type("application/json"),
+            Resource::new(METRICS_URI, "metrics")
+                .with_title("BitRouter endpoint metrics")
+                .with_description(
+                    "Per endpoint: active probes and probe failures, requests and errors of real \
+                     traffic through the daemon, failures detected from that traffic; route \
+                     switches per virtual model.",
+                )
+                .with_mime_type("application/json"),
         ]))
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if request.uri != ROUTES_URI {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "argument `uri`: only {ROUTES_URI} can be subscribed (got \"{}\"); read {METRICS_URI} when needed",
+                    request.uri
+                ),
+                None,
+            ));
+        }
+        self.state
+            .subscribers
+            .add(subscriptions::session_of(&context), context.peer.clone());
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.state
+            .subscribers
+            .remove(subscriptions::session_of(&context));
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let wants_routes = context
+            .accepted()
+            .resource_subscriptions
+            .as_ref()
+            .is_some_and(|uris| uris.iter().any(|u| u == ROUTES_URI));
+        let mut changes = self.state.plane.subscribe();
+        loop {
+            tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    if wants_routes && context.sink().notify_resource_updated(ROUTES_URI).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     async fn read_resource(
@@ -197,20 +270,21 @@ impl ServerHandler for BitrouterServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        if request.uri != ROUTES_URI {
-            return Err(ErrorData::resource_not_found(
-                format!(
-                    "unknown resource \"{}\" (available: {ROUTES_URI})",
-                    request.uri
-                ),
-                None,
-            ));
+        let text = match request.uri.as_str() {
+            ROUTES_URI => serde_json::to_string_pretty(&*self.state.route_table()),
+            METRICS_URI => serde_json::to_string_pretty(&self.state.plane.metrics()),
+            other => {
+                return Err(ErrorData::resource_not_found(
+                    format!(
+                        "unknown resource \"{other}\" (available: {ROUTES_URI}, {METRICS_URI})"
+                    ),
+                    None,
+                ));
+            }
         }
-        let table = self.state.route_table().await;
-        let text = serde_json::to_string_pretty(&table)
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         Ok(ReadResourceResult::new(vec![
-            ResourceContents::text(text, ROUTES_URI).with_mime_type("application/json"),
+            ResourceContents::text(text, request.uri).with_mime_type("application/json"),
         ])
         .into())
     }

@@ -5,30 +5,35 @@ use std::path::PathBuf;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{now_unix, rfc3339};
+use std::sync::Arc;
+
 use crate::daemon_api::DaemonClient;
 use crate::home::Home;
+use crate::routing::control::{PlaneOptions, RoutePlane};
 use crate::routing::{PluginConfig, RouteTable};
 use crate::supervisor::binary::{self, BinaryInfo};
 use crate::supervisor::{DaemonState, DaemonStatus, Supervisor, SupervisorOptions};
 use crate::tools;
+
+use super::subscriptions::Subscribers;
 
 pub struct AppState {
     pub home: Home,
     pub config: PluginConfig,
     pub config_file: Option<PathBuf>,
     pub supervisor: Supervisor,
+    pub plane: Arc<RoutePlane>,
+    pub subscribers: Arc<Subscribers>,
     /// For an unmanaged daemon (`autoStart: false`) status probes it directly.
     daemon: DaemonClient,
     binary_override: Option<PathBuf>,
     /// Binary lookup runs `bitrouter --version`; done once, not per status call.
     binary: OnceCell<BinaryInfo>,
-    started_at: u64,
 }
 
 impl AppState {
-    /// Builds the state and starts the supervisor; the task ends once the daemon is stopped
-    /// after `shutdown`.
+    /// Builds the state and starts the route control plane and the supervisor; the returned task
+    /// ends once the daemon is stopped after `shutdown`.
     pub fn start(
         home: Home,
         config: PluginConfig,
@@ -37,16 +42,31 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let binary_override = options.binary.clone();
-        let (supervisor, task) = Supervisor::start(home.clone(), config.clone(), options, shutdown);
+        let plane = RoutePlane::new(
+            home.clone(),
+            config.clone(),
+            PlaneOptions::from_config(&config),
+        );
+        tokio::spawn(plane.clone().run(shutdown.clone()));
+        let subscribers = Arc::new(Subscribers::default());
+        tokio::spawn(subscribers.clone().forward(plane.clone()));
+        let (supervisor, task) = Supervisor::start(
+            home.clone(),
+            config.clone(),
+            options,
+            Some(plane.clone()),
+            shutdown,
+        );
         let state = Self {
             daemon: DaemonClient::new(&config.listen_addr()),
             home,
             config,
             config_file,
             supervisor,
+            plane,
+            subscribers,
             binary_override,
             binary: OnceCell::new(),
-            started_at: now_unix(),
         };
         (state, task)
     }
@@ -86,10 +106,7 @@ impl AppState {
         )
     }
 
-    pub async fn route_table(&self) -> RouteTable {
-        let providers = tools::status::providers(&self.home, &self.config);
-        let mut table = RouteTable::from_config(&self.config, &providers, rfc3339(self.started_at));
-        table.daemon_healthy = self.daemon_status().await.healthy;
-        table
+    pub fn route_table(&self) -> Arc<RouteTable> {
+        self.plane.table()
     }
 }

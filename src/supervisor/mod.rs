@@ -25,6 +25,7 @@ use crate::daemon_api::DaemonClient;
 use crate::home::Home;
 use crate::redact::Redactor;
 use crate::routing::PluginConfig;
+use crate::routing::control::RoutePlane;
 use crate::routing::daemon_config;
 
 /// Where the daemon is in its life.
@@ -112,10 +113,13 @@ pub struct Supervisor {
 impl Supervisor {
     /// Starts supervising (when `config.auto_start`) until `shutdown`; the returned task ends
     /// after the daemon has been stopped.
+    /// `plane`, when given, gets its routes re-applied after every (re)start before the daemon is
+    /// reported healthy, and hears about health changes.
     pub fn start(
         home: Home,
         config: PluginConfig,
         options: SupervisorOptions,
+        plane: Option<Arc<RoutePlane>>,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let log_path = home.logs_dir().join(logs::LOG_NAME);
@@ -146,6 +150,7 @@ impl Supervisor {
         let task = if config.auto_start {
             let run = Run {
                 shared,
+                plane,
                 home,
                 config,
                 options,
@@ -198,6 +203,7 @@ enum RunEnd {
 
 struct Run {
     shared: Arc<Shared>,
+    plane: Option<Arc<RoutePlane>>,
     home: Home,
     config: PluginConfig,
     options: SupervisorOptions,
@@ -206,8 +212,15 @@ struct Run {
 
 impl Run {
     fn update(&self, f: impl FnOnce(&mut DaemonStatus)) {
-        if let Ok(mut s) = self.shared.status.write() {
-            f(&mut s);
+        let healthy = match self.shared.status.write() {
+            Ok(mut s) => {
+                f(&mut s);
+                s.healthy
+            }
+            Err(_) => return,
+        };
+        if let Some(plane) = &self.plane {
+            plane.set_daemon_healthy(healthy);
         }
     }
 
@@ -453,6 +466,11 @@ impl Run {
                 } => probe,
             };
             if probe.result.is_ok() {
+                // Dynamic routes live in the daemon's memory: put ours back before anyone is
+                // told the daemon is healthy.
+                if let Some(plane) = &self.plane {
+                    self.restore_routes(plane).await;
+                }
                 let startup = ms(spawned.elapsed());
                 self.update(|s| s.startup_ms = Some(startup));
                 self.mark_healthy(probe.latency);
@@ -494,6 +512,21 @@ impl Run {
                     }
                 }
             }
+        }
+    }
+
+    async fn restore_routes(&self, plane: &RoutePlane) {
+        let mut last = Ok(());
+        for _ in 0..5 {
+            last = plane.restore().await;
+            if last.is_ok() {
+                return;
+            }
+            tokio::time::sleep(STARTUP_POLL).await;
+        }
+        if let Err(e) = last {
+            tracing::error!(error = %e, "cannot apply routes to the daemon");
+            self.update(|s| s.last_error = Some(format!("routes not applied: {e}")));
         }
     }
 

@@ -310,6 +310,25 @@ pub fn kill(pid: u32, sig: &str) {
     assert!(ok, "kill -{sig} {pid}");
 }
 
+/// POSTs an OpenAI chat completion for `model` to the daemon on `port`; returns status and body
+/// (status 0 when the request itself failed, e.g. timed out).
+pub async fn chat(port: u16, token: &str, model: &str) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(10))
+        .json(&serde_json::json!({
+            "model": model,
+            "messages": [{"role": "user", "content": "hi"}]
+        }))
+        .send()
+        .await;
+    match r {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
 /// A config that starts no daemon, on a port nothing uses.
 fn unmanaged_config(home: &TestHome) -> PathBuf {
     home.write_config_as(
@@ -385,17 +404,7 @@ impl Daemon {
 
     /// POSTs an OpenAI chat completion for `model` with `token`; returns status and body text.
     pub async fn chat(&self, token: &str, model: &str) -> (u16, String) {
-        let r = reqwest::Client::new()
-            .post(self.url("/v1/chat/completions"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({
-                "model": model,
-                "messages": [{"role": "user", "content": "hi"}]
-            }))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap_or_default())
+        chat(self.port, token, model).await
     }
 
     pub async fn stop(mut self) {

@@ -1,6 +1,6 @@
 //! Fake upstream LLM providers on 127.0.0.1: OpenAI-compatible `/v1/chat/completions` (plain and
-//! streaming) and `/v1/models`, switchable between answering, failing with 500 and stalling.
-//! They record every request so tests can assert what reached them.
+//! streaming) and `/v1/models`, switchable between answering, failing with 500, stalling and
+//! refusing connections. They record every chat request so tests can assert what reached them.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,8 @@ pub enum Mode {
     Ok,
     Fail500,
     Stall,
+    /// The listener is closed: connections are refused.
+    Refuse,
 }
 
 /// One request that reached the fake.
@@ -38,7 +40,17 @@ struct Shared {
 pub struct Upstream {
     pub addr: SocketAddr,
     shared: Shared,
-    task: tokio::task::JoinHandle<()>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn serve(listener: tokio::net::TcpListener, shared: Shared) -> tokio::task::JoinHandle<()> {
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models))
+        .with_state(shared);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    })
 }
 
 impl Upstream {
@@ -48,16 +60,14 @@ impl Upstream {
             mode: Arc::new(Mutex::new(Mode::Ok)),
             seen: Arc::new(Mutex::new(Vec::new())),
         };
-        let app = axum::Router::new()
-            .route("/v1/chat/completions", post(chat))
-            .route("/v1/models", get(models))
-            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, shared, task }
+        let task = serve(listener, shared.clone());
+        Self {
+            addr,
+            shared,
+            task: Mutex::new(Some(task)),
+        }
     }
 
     /// Base URL as a provider's `api_base`.
@@ -65,8 +75,27 @@ impl Upstream {
         format!("http://{}/v1", self.addr)
     }
 
-    pub fn set_mode(&self, mode: Mode) {
-        *self.shared.mode.lock().unwrap() = mode;
+    /// Switches behaviour; `Refuse` closes the listener, leaving it reopens on the same port.
+    pub async fn set_mode(&self, mode: Mode) {
+        let previous = std::mem::replace(&mut *self.shared.mode.lock().unwrap(), mode);
+        if mode == Mode::Refuse && previous != Mode::Refuse {
+            let task = self.task.lock().unwrap().take();
+            if let Some(task) = task {
+                task.abort();
+                let _ = task.await;
+            }
+        } else if previous == Mode::Refuse && mode != Mode::Refuse {
+            let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+            *self.task.lock().unwrap() = Some(serve(listener, self.shared.clone()));
+        }
+    }
+
+    /// Chat requests seen for `model`.
+    pub fn count(&self, model: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.model.as_deref() == Some(model))
+            .count()
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -74,14 +103,39 @@ impl Upstream {
     }
 
     pub fn stop(self) {
-        self.task.abort();
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.abort();
+        }
     }
 }
 
-async fn models(State(s): State<Shared>) -> Json<Value> {
+/// The failure a mode injects, if any.
+async fn injected(s: &Shared) -> Option<Response> {
+    let mode = *s.mode.lock().unwrap();
+    match mode {
+        Mode::Fail500 => Some(
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": {"message": "injected failure", "type": "server_error"}})),
+            )
+                .into_response(),
+        ),
+        Mode::Stall => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            None
+        }
+        Mode::Ok | Mode::Refuse => None,
+    }
+}
+
+async fn models(State(s): State<Shared>) -> Response {
+    if let Some(r) = injected(&s).await {
+        return r;
+    }
     Json(
         json!({"object": "list", "data": [{"id": format!("{}-model", s.name), "object": "model"}]}),
     )
+    .into_response()
 }
 
 async fn chat(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
@@ -94,19 +148,8 @@ async fn chat(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Valu
             .and_then(|v| v.to_str().ok())
             .map(String::from),
     });
-    let mode = *s.mode.lock().unwrap();
-    match mode {
-        Mode::Fail500 => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": {"message": "injected failure", "type": "server_error"}})),
-            )
-                .into_response();
-        }
-        Mode::Stall => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-        Mode::Ok => {}
+    if let Some(r) = injected(&s).await {
+        return r;
     }
     let text = format!("hello from {}", s.name);
     let model = model.unwrap_or_default();

@@ -1,0 +1,229 @@
+//! The routing control plane on the real daemon with fake upstreams that fail on demand:
+//! `priority` fails over and comes back, `load_balance` spreads over live endpoints only, direct
+//! `provider:model` routing works, route changes reach subscribers, and literal keys stay out of
+//! the daemon's yaml and logs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::upstream::{Mode, Upstream};
+use common::{Mcp, TestHome, chat, free_port};
+use serde_json::{Value, json};
+
+const KEY_A: &str = "key-a-literal-7f3e9c";
+const KEY_B: &str = "key-b-literal-2d81aa";
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Rig {
+    home: TestHome,
+    mcp: Mcp,
+    a: Upstream,
+    b: Upstream,
+    port: u16,
+    token: String,
+}
+
+async fn rig() -> Rig {
+    let home = TestHome::new();
+    let a = Upstream::start("a").await;
+    let b = Upstream::start("b").await;
+    let port = free_port();
+    let cfg = home.write_config(&json!({
+        "port": port,
+        "healthCheckIntervalMs": 300,
+        "metricsPollMs": 100,
+        "providers": {
+            "pa": {"derives": "openai", "apiBase": a.api_base(), "apiKey": KEY_A},
+            "pb": {"derives": "openai", "apiBase": b.api_base(), "apiKey": KEY_B}
+        },
+        "models": {
+            "smart": {"strategy": "priority", "endpoints": [
+                {"provider": "pa", "modelId": "m1"}, {"provider": "pb", "modelId": "m2"}]},
+            "fast": {"strategy": "load_balance", "endpoints": [
+                {"provider": "pa", "modelId": "m1"}, {"provider": "pb", "modelId": "m2"}]}
+        }
+    }));
+    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
+    mcp.wait_status("healthy", WAIT, |s| s["daemon"]["state"] == "healthy")
+        .await;
+    mcp.ok("bitrouter_account", json!({"action": "generate"}))
+        .await;
+    let token = mcp.ok("bitrouter_keygen", json!({"exp": "1h"})).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Rig {
+        home,
+        mcp,
+        a,
+        b,
+        port,
+        token,
+    }
+}
+
+fn endpoint<'a>(routes: &'a Value, model: &str, provider: &str) -> &'a Value {
+    routes["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == model)
+        .unwrap()["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["provider"] == provider)
+        .unwrap()
+}
+
+impl Rig {
+    async fn routes(&self) -> Value {
+        self.mcp.read_json("bitrouter://routes").await
+    }
+
+    /// Waits until `provider`'s endpoint of `model` is (in)active in the route table.
+    async fn wait_active(&self, model: &str, provider: &str, active: bool) -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            let routes = self.routes().await;
+            if endpoint(&routes, model, provider)["active"] == active {
+                return routes;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "{model}/{provider} never became active={active}: {routes:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn chat(&self, model: &str) -> (u16, String) {
+        chat(self.port, &self.token, model).await
+    }
+}
+
+#[tokio::test]
+async fn priority_fails_over_on_500_refused_and_stall_and_comes_back() {
+    let rig = rig().await;
+    rig.wait_active("smart", "pa", true).await;
+    let (status, body) = rig.chat("smart").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(rig.a.count("m1"), 1);
+    assert_eq!(
+        rig.a.seen()[0].authorization.as_deref(),
+        Some(format!("Bearer {KEY_A}").as_str()),
+        "the upstream gets its configured key"
+    );
+
+    for mode in [Mode::Fail500, Mode::Refuse, Mode::Stall] {
+        rig.a.set_mode(mode).await;
+        let routes = rig.wait_active("smart", "pb", true).await;
+        let pa = endpoint(&routes, "smart", "pa");
+        assert_eq!(pa["active"], false, "{mode:?}");
+        assert_eq!(pa["health"], "unhealthy", "{mode:?}");
+        assert!(pa["last_error"].is_string(), "{mode:?}");
+        assert!(
+            routes["models"][1]["last_switch"].is_string()
+                || routes["models"][0]["last_switch"].is_string()
+        );
+        let before_b = rig.b.count("m2");
+        for _ in 0..3 {
+            let (status, body) = rig.chat("smart").await;
+            assert_eq!(status, 200, "{mode:?}: {body}");
+            assert!(body.contains("hello from b"), "{mode:?}: {body}");
+        }
+        assert_eq!(rig.b.count("m2"), before_b + 3);
+        assert_eq!(
+            rig.b.seen().last().unwrap().authorization.as_deref(),
+            Some(format!("Bearer {KEY_B}").as_str())
+        );
+
+        rig.a.set_mode(Mode::Ok).await;
+        rig.wait_active("smart", "pa", true).await;
+        let before_a = rig.a.count("m1");
+        let (status, body) = rig.chat("smart").await;
+        assert_eq!(status, 200, "{mode:?} recovered: {body}");
+        assert_eq!(
+            rig.a.count("m1"),
+            before_a + 1,
+            "{mode:?}: back on the first endpoint"
+        );
+    }
+
+    let metrics = rig.mcp.read_json("bitrouter://metrics").await;
+    assert!(
+        metrics["switches"]["smart"].as_u64().unwrap() >= 6,
+        "{metrics:#}"
+    );
+    let pa = metrics["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["endpoint"] == "pa:m1")
+        .unwrap();
+    assert!(pa["probe_failures"].as_u64().unwrap() >= 2, "{metrics:#}");
+    assert!(pa["requests"].as_u64().unwrap() >= 1, "{metrics:#}");
+
+    // Literal keys never reach the daemon's yaml or its log.
+    let yaml = std::fs::read_to_string(rig.home.home().daemon_config_file()).unwrap();
+    assert!(!yaml.contains(KEY_A) && !yaml.contains(KEY_B), "{yaml}");
+    let log = std::fs::read_to_string(rig.home.home().logs_dir().join("daemon.log")).unwrap();
+    assert!(!log.contains(KEY_A) && !log.contains(KEY_B));
+    let env = std::fs::read_to_string(rig.home.home().env_file()).unwrap();
+    assert!(env.contains(KEY_A), "literal keys live in .env");
+    rig.mcp.close().await;
+}
+
+#[tokio::test]
+async fn load_balance_spreads_over_live_endpoints_only() {
+    let rig = rig().await;
+    let routes = rig.wait_active("fast", "pb", true).await;
+    assert_eq!(endpoint(&routes, "fast", "pa")["active"], true);
+    for _ in 0..10 {
+        let (status, body) = rig.chat("fast").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        (rig.a.count("m1"), rig.b.count("m2")),
+        (5, 5),
+        "round-robin"
+    );
+
+    rig.b.set_mode(Mode::Refuse).await;
+    rig.wait_active("fast", "pb", false).await;
+    for _ in 0..10 {
+        let (status, body) = rig.chat("fast").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(rig.a.count("m1"), 15, "all traffic on the live endpoint");
+
+    rig.b.set_mode(Mode::Ok).await;
+    rig.wait_active("fast", "pb", true).await;
+    for _ in 0..4 {
+        rig.chat("fast").await;
+    }
+    assert_eq!(
+        rig.b.count("m2"),
+        7,
+        "restored endpoint takes its share again"
+    );
+    rig.mcp.close().await;
+}
+
+#[tokio::test]
+async fn direct_provider_model_routing_works() {
+    let rig = rig().await;
+    let (status, body) = rig.chat("pb:anything-9").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(rig.b.count("anything-9"), 1);
+    let routes = rig.routes().await;
+    let direct = routes["direct_providers"].as_array().unwrap();
+    assert!(
+        direct.contains(&json!("pa")) && direct.contains(&json!("pb")),
+        "{routes:#}"
+    );
+    rig.mcp.close().await;
+}
