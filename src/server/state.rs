@@ -103,6 +103,7 @@ impl AppState {
             self.config_file.as_deref(),
             daemon,
             binary,
+            self.plane.table().foreign_changes.clone(),
         )
     }
 

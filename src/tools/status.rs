@@ -8,6 +8,7 @@ use crate::auth::keystore;
 use crate::home::Home;
 use crate::routing::PluginConfig;
 use crate::routing::credentials::{self, ProviderSummary};
+use crate::routing::table::ForeignChange;
 use crate::supervisor::DaemonStatus;
 use crate::supervisor::binary::BinaryInfo;
 
@@ -30,6 +31,8 @@ pub struct StatusOutput {
     pub intercept_all_models: bool,
     pub auto_start: bool,
     pub health_check_interval_ms: u64,
+    /// Route changes someone else made through the daemon's admin API, and what we did.
+    pub foreign_route_changes: Vec<ForeignChange>,
     /// Number of local accounts and the active one's prefix.
     pub accounts: usize,
     pub active_account: Option<String>,
@@ -69,6 +72,7 @@ pub fn run(
     config_file: Option<&std::path::Path>,
     daemon: DaemonStatus,
     binary: BinaryInfo,
+    foreign_route_changes: Vec<ForeignChange>,
 ) -> StatusOutput {
     let accounts = keystore::list(home).unwrap_or_default();
     StatusOutput {
@@ -99,6 +103,7 @@ pub fn run(
             })
             .collect(),
         intercept_all_models: config.intercept_all_models,
+        foreign_route_changes,
         auto_start: config.auto_start,
         health_check_interval_ms: config.health_check_interval_ms,
         active_account: accounts.iter().find(|a| a.active).map(|a| a.prefix.clone()),

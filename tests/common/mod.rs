@@ -261,7 +261,11 @@ impl Mcp {
 }
 
 /// Our server binary with a data dir, a config, quiet logs and the pinned daemon.
-fn server_command(home: &TestHome, config: &Path, env: &[(&str, &str)]) -> tokio::process::Command {
+pub fn server_command(
+    home: &TestHome,
+    config: &Path,
+    env: &[(&str, &str)],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(SERVER_BIN);
     cmd.arg("--data-dir")
         .arg(home.data_dir())
