@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use bitrouter_mcp::home::Home;
 use bitrouter_mcp::routing::PluginConfig;
+use bitrouter_mcp::routing::source::ConfigSource;
 use bitrouter_mcp::routing::{credentials, env_file};
 use bitrouter_mcp::server::{self, AppState};
 use bitrouter_mcp::supervisor::{Supervisor, SupervisorOptions, install};
@@ -69,7 +70,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (state, supervisor) =
                 AppState::start(home, config, cli.config.clone(), options, shutdown.clone());
             let state = Arc::new(state);
-            tokio::spawn(handle_signals(shutdown.clone(), state.supervisor.clone()));
+            tokio::spawn(handle_signals(
+                shutdown.clone(),
+                state.supervisor.clone(),
+                state.config.clone(),
+            ));
             let served = if let Some(addr) = args.http {
                 server::http::serve(state, addr, args.auth_token, shutdown.clone(), |_| {}).await
             } else {
@@ -163,8 +168,13 @@ fn auth_login(home: &Home, config: &PluginConfig, args: LoginArgs) -> Result<(),
     Ok(())
 }
 
-/// SIGINT or SIGTERM fire `shutdown`; SIGHUP restarts the daemon (and clears `failed`).
-async fn handle_signals(shutdown: CancellationToken, supervisor: Supervisor) {
+/// SIGINT or SIGTERM fire `shutdown`; SIGHUP re-reads the config and restarts the daemon (which
+/// also clears `failed`).
+async fn handle_signals(
+    shutdown: CancellationToken,
+    supervisor: Supervisor,
+    source: Arc<ConfigSource>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -180,8 +190,10 @@ async fn handle_signals(shutdown: CancellationToken, supervisor: Supervisor) {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: restarting the daemon");
-                supervisor.request_restart();
+                tracing::info!("SIGHUP: reloading the config and restarting the daemon");
+                if !source.reload() {
+                    supervisor.request_restart();
+                }
             }
         }
     }

@@ -69,8 +69,8 @@ async fn autostart_brings_the_daemon_up_and_kill_9_brings_it_back() {
             healthy(s) && s["daemon"]["pid"].as_u64() != Some(u64::from(first))
         })
         .await;
-    assert_eq!(s["daemon"]["restart_count"], 1);
-    assert_eq!(s["daemon"]["last_exit"], "killed by signal 9");
+    assert_eq!(s["daemon"]["restart_count"], 1, "{s:#}");
+    assert_eq!(s["daemon"]["last_exit"], "killed by signal 9", "{s:#}");
     let keys = mcp.ok("bitrouter_keys", json!({})).await;
     assert_eq!(keys["tokens"][0]["name"], "keep");
     let log = std::path::PathBuf::from(s["daemon"]["log_file"].as_str().unwrap());

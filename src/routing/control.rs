@@ -153,14 +153,30 @@ impl AdminToken {
     }
 }
 
-pub struct RoutePlane {
-    config: PluginConfig,
+/// What the plane works from; replaced whole when the config changes.
+struct Setup {
+    config: Arc<PluginConfig>,
     targets: Vec<Target>,
-    home: Home,
     client: DaemonClient,
+    options: PlaneOptions,
+}
+
+impl Setup {
+    fn new(config: Arc<PluginConfig>) -> Arc<Self> {
+        Arc::new(Self {
+            targets: endpoints::targets(&config),
+            client: DaemonClient::new(&config.listen_addr()),
+            options: PlaneOptions::from_config(&config),
+            config,
+        })
+    }
+}
+
+pub struct RoutePlane {
+    setup: std::sync::RwLock<Arc<Setup>>,
+    home: Home,
     http: reqwest::Client,
     admin: AdminToken,
-    options: PlaneOptions,
     state: Mutex<State>,
     /// Serializes route changes so a tick and a restore never interleave.
     applying: tokio::sync::Mutex<()>,
@@ -185,8 +201,8 @@ fn same_route(a: &Route, b: &Route) -> bool {
 }
 
 impl RoutePlane {
-    pub fn new(home: Home, config: PluginConfig, options: PlaneOptions) -> Arc<Self> {
-        let targets = endpoints::targets(&config);
+    pub fn new(home: Home, config: Arc<PluginConfig>) -> Arc<Self> {
+        let setup = Setup::new(config);
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -195,17 +211,14 @@ impl RoutePlane {
             updated_at: now_unix(),
             ..Default::default()
         };
-        for t in &targets {
+        for t in &setup.targets {
             state.health.entry(t.id()).or_default();
         }
         let plane = Self {
-            client: DaemonClient::new(&config.listen_addr()),
-            config,
-            targets,
+            setup: std::sync::RwLock::new(setup),
             home,
             http,
             admin: AdminToken::new(),
-            options,
             state: Mutex::new(state),
             applying: tokio::sync::Mutex::new(()),
             table: watch::channel(Arc::new(RouteTable {
@@ -224,6 +237,44 @@ impl RoutePlane {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn setup(&self) -> Arc<Setup> {
+        self.setup
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Takes a new config: endpoints are re-resolved (health kept for endpoints that stay), and
+    /// the next apply adds, changes and deletes routes to match. Returns whether the daemon must
+    /// restart for it (then the supervisor restores the routes).
+    fn reconfigure(&self, config: Arc<PluginConfig>) -> bool {
+        let setup = Setup::new(config);
+        let old = std::mem::replace(
+            &mut *self.setup.write().unwrap_or_else(|e| e.into_inner()),
+            setup.clone(),
+        );
+        {
+            let mut s = self.lock();
+            let ids: BTreeSet<String> = setup.targets.iter().map(Target::id).collect();
+            s.health.retain(|id, _| ids.contains(id));
+            for id in ids {
+                s.health.entry(id).or_default();
+            }
+            if old.config.listen_addr() != setup.config.listen_addr() {
+                // Another daemon address: nothing we applied is there.
+                s.applied.clear();
+                s.counters.clear();
+            }
+        }
+        self.publish();
+        super::daemon_config::needs_restart(&old.config, &setup.config)
+    }
+
+    /// A client for the daemon the current config names.
+    pub fn daemon_client(&self) -> DaemonClient {
+        self.setup().client.clone()
     }
 
     /// The current route table.
@@ -278,8 +329,9 @@ impl RoutePlane {
 
     /// Builds the table from the state and sends it when something other than the time changed.
     fn publish(&self) {
+        let setup = self.setup();
         let s = self.lock();
-        let models = self
+        let models = setup
             .config
             .models
             .iter()
@@ -300,7 +352,7 @@ impl RoutePlane {
                 RouteEntry {
                     name: name.clone(),
                     strategy: m.strategy,
-                    endpoints: self
+                    endpoints: setup
                         .targets
                         .iter()
                         .filter(|t| &t.model == name)
@@ -319,7 +371,7 @@ impl RoutePlane {
                 }
             })
             .collect();
-        let providers = crate::tools::status::providers(&self.home, &self.config);
+        let providers = crate::tools::status::providers(&self.home, &setup.config);
         let mut table = RouteTable {
             models,
             direct_providers: providers
@@ -327,7 +379,7 @@ impl RoutePlane {
                 .filter(|p| p.has_credentials || p.configured)
                 .map(|p| p.name.clone())
                 .collect(),
-            intercept_all_models: self.config.intercept_all_models,
+            intercept_all_models: setup.config.intercept_all_models,
             daemon_healthy: s.daemon_healthy,
             foreign_changes: s.foreign.clone(),
             updated_at: String::new(),
@@ -346,12 +398,14 @@ impl RoutePlane {
 
     /// The routes the daemon should hold now.
     fn desired(&self) -> BTreeMap<String, Route> {
+        let setup = self.setup();
         let s = self.lock();
-        self.config
+        setup
+            .config
             .models
             .iter()
             .map(|(name, m)| {
-                let all: Vec<&Target> = self.targets.iter().filter(|t| &t.model == name).collect();
+                let all: Vec<&Target> = setup.targets.iter().filter(|t| &t.model == name).collect();
                 let healthy: Vec<&Target> = all
                     .iter()
                     .copied()
@@ -377,6 +431,7 @@ impl RoutePlane {
 
     /// Applies the desired routes that differ from what the daemon holds.
     async fn apply(&self) -> Result<(), String> {
+        let setup = self.setup();
         let _guard = self.applying.lock().await;
         let desired = self.desired();
         let token = self.admin.get();
@@ -386,7 +441,7 @@ impl RoutePlane {
             if previous.as_ref().is_some_and(|p| same_route(p, &route)) {
                 continue;
             }
-            match self.client.set_route(&token, &route).await {
+            match setup.client.set_route(&token, &route).await {
                 Ok(()) => {
                     tracing::info!(model, route = %describe_route(&route), "route applied");
                     let mut s = self.lock();
@@ -398,6 +453,25 @@ impl RoutePlane {
                 }
                 Err(e) => {
                     tracing::warn!(model, error = %e, "cannot apply route");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Models no longer configured: their dynamic routes go.
+        let stale: Vec<String> = self
+            .lock()
+            .applied
+            .keys()
+            .filter(|m| !setup.config.models.contains_key(*m))
+            .cloned()
+            .collect();
+        for model in stale {
+            match setup.client.delete_route(&token, &model).await {
+                Ok(()) => {
+                    tracing::info!(model, "route removed (no longer configured)");
+                    self.lock().applied.remove(&model);
+                }
+                Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
@@ -419,8 +493,9 @@ impl RoutePlane {
 
     /// Compares the daemon's routes with ours: re-applies ours, removes or reports others.
     async fn reconcile(&self) -> Result<(), String> {
+        let setup = self.setup();
         let token = self.admin.get();
-        let live = self.client.routes(&token).await?;
+        let live = setup.client.routes(&token).await?;
         let dynamic: BTreeMap<String, Route> = live
             .into_iter()
             .filter(|r| r.source.as_deref() == Some("dynamic"))
@@ -438,12 +513,12 @@ impl RoutePlane {
             self.lock().applied.remove(model);
         }
         for (model, r) in &dynamic {
-            if self.config.models.contains_key(model) {
+            if setup.config.models.contains_key(model) {
                 continue;
             }
             let found = describe_route(r);
-            if self.options.enforce_routes {
-                self.client.delete_route(&token, model).await?;
+            if setup.options.enforce_routes {
+                setup.client.delete_route(&token, model).await?;
                 changes.push((model.clone(), found, "removed"));
             } else if self.lock().reported.insert(format!("{model}\n{found}")) {
                 changes.push((model.clone(), found, "reported"));
@@ -469,13 +544,14 @@ impl RoutePlane {
 
     /// One round of active probes, one per upstream.
     async fn probe_all(&self) {
+        let setup = self.setup();
         let env = env_file::read(&self.home.env_file());
-        let timeout = self
+        let timeout = setup
             .options
             .probe_interval
             .clamp(Duration::from_millis(250), Duration::from_secs(5));
         let mut upstreams: BTreeMap<String, &Target> = BTreeMap::new();
-        for t in &self.targets {
+        for t in &setup.targets {
             upstreams.entry(t.daemon_provider.clone()).or_insert(t);
         }
         let mut probes = tokio::task::JoinSet::new();
@@ -492,7 +568,7 @@ impl RoutePlane {
         }
         while let Some(Ok((provider, result))) = probes.join_next().await {
             let mut s = self.lock();
-            for t in self
+            for t in setup
                 .targets
                 .iter()
                 .filter(|t| t.daemon_provider == provider)
@@ -505,7 +581,7 @@ impl RoutePlane {
                         h.ok_streak = h.ok_streak.saturating_add(1);
                         if h.health == Health::Unknown
                             || (h.health == Health::Unhealthy
-                                && h.ok_streak >= self.options.recover_after)
+                                && h.ok_streak >= setup.options.recover_after)
                         {
                             if h.health == Health::Unhealthy {
                                 tracing::info!(endpoint = %t.id(), "endpoint recovered");
@@ -565,22 +641,48 @@ impl RoutePlane {
         changed
     }
 
-    /// Runs probes, metrics polling, applying and reconciling until `shutdown`.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut probe_tick = tokio::time::interval(self.options.probe_interval);
-        probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let metrics_every = self
-            .options
-            .metrics_interval
-            .unwrap_or(Duration::from_secs(3600));
-        let mut metrics_tick = tokio::time::interval(metrics_every);
-        metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Runs probes, metrics polling, applying and reconciling until `shutdown`; follows config
+    /// changes from `configs`.
+    pub async fn run(
+        self: Arc<Self>,
+        mut configs: watch::Receiver<Arc<PluginConfig>>,
+        shutdown: CancellationToken,
+    ) {
+        let every = |d: Duration| {
+            let mut t = tokio::time::interval(d);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        };
+        let setup = self.setup();
+        let mut probe_tick = every(setup.options.probe_interval);
+        let mut metrics_tick = every(
+            setup
+                .options
+                .metrics_interval
+                .unwrap_or(Duration::from_secs(3600)),
+        );
         loop {
+            let setup = self.setup();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                changed = configs.changed() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                    let config = configs.borrow_and_update().clone();
+                    let restarts = self.reconfigure(config);
+                    let setup = self.setup();
+                    probe_tick = every(setup.options.probe_interval);
+                    metrics_tick = every(
+                        setup.options.metrics_interval.unwrap_or(Duration::from_secs(3600)),
+                    );
+                    if !restarts && (!setup.config.auto_start || self.lock().daemon_healthy) {
+                        let _ = self.apply().await;
+                    }
+                }
                 _ = probe_tick.tick() => {
                     self.probe_all().await;
-                    if self.config.auto_start && !self.lock().daemon_healthy {
+                    if setup.config.auto_start && !self.lock().daemon_healthy {
                         // Down or restarting: the supervisor restores our routes once it is up.
                         self.publish();
                         continue;
@@ -589,17 +691,17 @@ impl RoutePlane {
                     if let Err(e) = &reconciled {
                         tracing::debug!(error = %e, "reconcile skipped");
                     }
-                    if !self.config.auto_start {
+                    if !setup.config.auto_start {
                         // Nobody supervises this daemon: reaching its admin API is its health.
                         self.set_daemon_healthy(reconciled.is_ok());
                     }
                     self.publish();
                 }
-                _ = metrics_tick.tick(), if self.options.metrics_interval.is_some() => {
+                _ = metrics_tick.tick(), if setup.options.metrics_interval.is_some() => {
                     if !self.lock().daemon_healthy {
                         continue;
                     }
-                    if let Ok(m) = self.client.metrics().await
+                    if let Ok(m) = setup.client.metrics().await
                         && self.absorb_metrics(&m)
                     {
                         let _ = self.apply().await;

@@ -153,6 +153,17 @@ pub fn render(config: &PluginConfig) -> DaemonConfig {
     }
 }
 
+/// Whether going from `old` to `new` needs a daemon restart: anything but routes changed
+/// (listen address, providers, keys), or a model was removed (its config route would linger).
+/// Added or changed models are applied live through dynamic routes.
+pub fn needs_restart(old: &PluginConfig, new: &PluginConfig) -> bool {
+    let (a, b) = (render(old), render(new));
+    let head = |y: &str| y.split("\nmodels:").next().unwrap_or_default().to_string();
+    head(&a.yaml) != head(&b.yaml)
+        || a.env != b.env
+        || old.models.keys().any(|m| !new.models.contains_key(m))
+}
+
 /// Writes the yaml (0600: it names env vars only, but stays private anyway) and merges our
 /// variables into `.env`. Returns whether anything changed on disk.
 pub fn write(rendered: &DaemonConfig, yaml_path: &Path, env_path: &Path) -> std::io::Result<bool> {
@@ -215,6 +226,33 @@ mod tests {
         );
         assert_eq!(own["env_prefix"], "BITROUTER_MCP_OPENROUTER__SMART_0");
         assert_eq!(render(&config), r, "deterministic");
+    }
+
+    #[test]
+    fn only_route_additions_and_changes_are_live() {
+        let base = PluginConfig::parse(
+            r#"{"models":{"a":{"endpoints":[{"provider":"openai","modelId":"x"}]}}}"#,
+        )
+        .unwrap();
+        let mut more = base.clone();
+        more.models.insert("b".into(), base.models["a"].clone());
+        assert!(!needs_restart(&base, &more), "a new model is applied live");
+        assert!(
+            needs_restart(&more, &base),
+            "a removed model needs a restart"
+        );
+        let mut port = base.clone();
+        port.port = 9999;
+        assert!(needs_restart(&base, &port));
+        let mut key = base.clone();
+        key.providers.insert(
+            "openai".into(),
+            super::super::ProviderConfig {
+                api_key: Some("sk-new".into()),
+                ..Default::default()
+            },
+        );
+        assert!(needs_restart(&base, &key));
     }
 
     #[test]

@@ -72,6 +72,19 @@ pub fn update(
     Ok(!unchanged)
 }
 
+/// A fingerprint of the user's entries (everything but `BITROUTER_MCP_*`): changes when
+/// `auth login` or an edit changes a provider key, not when the config renderer writes.
+pub fn user_fingerprint(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (k, v) in read(path) {
+        if !k.starts_with(super::daemon_config::MANAGED_PREFIX) {
+            (k, v).hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
 /// Checks a variable name and value for `.env`; the message names the variable, never the value.
 pub fn validate_entry(name: &str, value: &str) -> Result<(), String> {
     let name_ok = name

@@ -1,39 +1,38 @@
-//! Shared state of one server process: the home, the loaded config and the daemon's supervisor.
+//! Shared state of one server process: the home, the live config, the route control plane and
+//! the daemon's supervisor.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-use std::sync::Arc;
-
-use crate::daemon_api::DaemonClient;
+use super::subscriptions::Subscribers;
 use crate::home::Home;
-use crate::routing::control::{PlaneOptions, RoutePlane};
+use crate::routing::control::RoutePlane;
+use crate::routing::source::ConfigSource;
 use crate::routing::{PluginConfig, RouteTable};
 use crate::supervisor::binary::{self, BinaryInfo};
 use crate::supervisor::{DaemonState, DaemonStatus, Supervisor, SupervisorOptions};
 use crate::tools;
 
-use super::subscriptions::Subscribers;
+/// How often the config file is checked for changes.
+const CONFIG_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct AppState {
     pub home: Home,
-    pub config: PluginConfig,
-    pub config_file: Option<PathBuf>,
+    pub config: Arc<ConfigSource>,
     pub supervisor: Supervisor,
     pub plane: Arc<RoutePlane>,
     pub subscribers: Arc<Subscribers>,
-    /// For an unmanaged daemon (`autoStart: false`) status probes it directly.
-    daemon: DaemonClient,
     binary_override: Option<PathBuf>,
     /// Binary lookup runs `bitrouter --version`; done once, not per status call.
     binary: OnceCell<BinaryInfo>,
 }
 
 impl AppState {
-    /// Builds the state and starts the route control plane and the supervisor; the returned task
-    /// ends once the daemon is stopped after `shutdown`.
+    /// Builds the state and starts the config watcher, the route control plane and the
+    /// supervisor; the returned task ends once the daemon is stopped after `shutdown`.
     pub fn start(
         home: Home,
         config: PluginConfig,
@@ -41,27 +40,23 @@ impl AppState {
         options: SupervisorOptions,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
+        let source = ConfigSource::new(config_file, config);
+        tokio::spawn(source.clone().watch(CONFIG_POLL, shutdown.clone()));
         let binary_override = options.binary.clone();
-        let plane = RoutePlane::new(
-            home.clone(),
-            config.clone(),
-            PlaneOptions::from_config(&config),
-        );
-        tokio::spawn(plane.clone().run(shutdown.clone()));
+        let plane = RoutePlane::new(home.clone(), source.current());
+        tokio::spawn(plane.clone().run(source.subscribe(), shutdown.clone()));
         let subscribers = Arc::new(Subscribers::default());
         tokio::spawn(subscribers.clone().forward(plane.clone()));
         let (supervisor, task) = Supervisor::start(
             home.clone(),
-            config.clone(),
+            source.subscribe(),
             options,
             Some(plane.clone()),
             shutdown,
         );
         let state = Self {
-            daemon: DaemonClient::new(&config.listen_addr()),
             home,
-            config,
-            config_file,
+            config: source,
             supervisor,
             plane,
             subscribers,
@@ -74,7 +69,7 @@ impl AppState {
     async fn daemon_status(&self) -> DaemonStatus {
         let mut status = self.supervisor.status();
         if !status.managed {
-            let probe = self.daemon.health().await;
+            let probe = self.plane.daemon_client().health().await;
             status.healthy = probe.result.is_ok();
             status.state = if status.healthy {
                 DaemonState::Healthy
@@ -97,14 +92,16 @@ impl AppState {
                 .await
                 .clone(),
         };
-        tools::status::run(
+        let mut out = tools::status::run(
             &self.home,
-            &self.config,
-            self.config_file.as_deref(),
+            &self.config.current(),
+            self.config.path(),
             daemon,
             binary,
             self.plane.table().foreign_changes.clone(),
-        )
+        );
+        out.config_error = self.config.last_error();
+        out
     }
 
     pub fn route_table(&self) -> Arc<RouteTable> {

@@ -9,29 +9,49 @@ use crate::redact::Redactor;
 
 pub const LOG_NAME: &str = "daemon.log";
 
+/// The log file is created on the first line, so a server that never starts a daemon leaves
+/// none behind.
 pub struct RotatingLog {
     path: PathBuf,
     max_bytes: u64,
     keep: usize,
-    file: File,
+    file: Option<File>,
     size: u64,
     redactor: Redactor,
 }
 
 impl RotatingLog {
-    pub fn open(dir: &Path, max_bytes: u64, keep: usize, redactor: Redactor) -> io::Result<Self> {
-        crate::fsutil::ensure_private_dir(dir)?;
-        let path = dir.join(LOG_NAME);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
-        Ok(Self {
-            path,
+    pub fn new(dir: &Path, max_bytes: u64, keep: usize, redactor: Redactor) -> Self {
+        Self {
+            path: dir.join(LOG_NAME),
             max_bytes,
             keep,
-            file,
-            size,
+            file: None,
+            size: 0,
             redactor,
-        })
+        }
+    }
+
+    fn file(&mut self) -> io::Result<&mut File> {
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                crate::fsutil::ensure_private_dir(dir)?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.size = file.metadata()?.len();
+            self.file = Some(file);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("log file not open"))
+    }
+
+    /// Secrets change with the config; the log learns the new ones.
+    pub fn set_redactor(&mut self, redactor: Redactor) {
+        self.redactor = redactor;
     }
 
     pub fn path(&self) -> &Path {
@@ -42,11 +62,13 @@ impl RotatingLog {
     pub fn write_line(&mut self, line: &str) -> io::Result<()> {
         let clean = self.redactor.redact(&strip_ansi(line));
         let len = clean.len() as u64 + 1;
+        self.file()?;
         if self.size + len > self.max_bytes && self.size > 0 {
             self.rotate()?;
         }
-        self.file.write_all(clean.as_bytes())?;
-        self.file.write_all(b"\n")?;
+        let file = self.file()?;
+        file.write_all(clean.as_bytes())?;
+        file.write_all(b"\n")?;
         self.size += len;
         Ok(())
     }
@@ -66,11 +88,13 @@ impl RotatingLog {
         if self.keep > 0 {
             std::fs::rename(&self.path, rotated(&self.path, 1))?;
         }
-        self.file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&self.path)?;
+        self.file = Some(
+            OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&self.path)?,
+        );
         self.size = 0;
         Ok(())
     }
@@ -143,8 +167,7 @@ mod tests {
     #[test]
     fn rotates_within_bounds_and_masks_secrets() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log =
-            RotatingLog::open(dir.path(), 1000, 2, Redactor::new(["supersecret".into()])).unwrap();
+        let mut log = RotatingLog::new(dir.path(), 1000, 2, Redactor::new(["supersecret".into()]));
         for i in 0..100 {
             log.write_line(&format!("line {i:03} key=supersecret padding padding"))
                 .unwrap();

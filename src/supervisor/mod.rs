@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::binary::BinaryInfo;
@@ -26,7 +26,7 @@ use crate::home::Home;
 use crate::redact::Redactor;
 use crate::routing::PluginConfig;
 use crate::routing::control::RoutePlane;
-use crate::routing::daemon_config;
+use crate::routing::{daemon_config, env_file};
 
 /// Where the daemon is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
@@ -117,12 +117,13 @@ impl Supervisor {
     /// reported healthy, and hears about health changes.
     pub fn start(
         home: Home,
-        config: PluginConfig,
+        configs: watch::Receiver<Arc<PluginConfig>>,
         options: SupervisorOptions,
         plane: Option<Arc<RoutePlane>>,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let log_path = home.logs_dir().join(logs::LOG_NAME);
+        let config = configs.borrow().clone();
         let shared = Arc::new(Shared {
             status: RwLock::new(DaemonStatus {
                 state: DaemonState::Stopped,
@@ -147,20 +148,15 @@ impl Supervisor {
             shared: shared.clone(),
             log_path,
         };
-        let task = if config.auto_start {
-            let run = Run {
-                shared,
-                plane,
-                home,
-                config,
-                options,
-                shutdown,
-            };
-            tokio::spawn(run.run())
-        } else {
-            tokio::spawn(async {})
+        let run = Run {
+            shared,
+            plane,
+            home,
+            configs,
+            options,
+            shutdown,
         };
-        (me, task)
+        (me, tokio::spawn(run.run()))
     }
 
     /// The daemon's status now, with a fresh log tail and uptime.
@@ -198,6 +194,8 @@ impl Supervisor {
 enum RunEnd {
     Shutdown,
     Requested,
+    /// The config changed in a way the running daemon cannot take live.
+    Reconfigured,
     Crashed(String),
 }
 
@@ -205,7 +203,7 @@ struct Run {
     shared: Arc<Shared>,
     plane: Option<Arc<RoutePlane>>,
     home: Home,
-    config: PluginConfig,
+    configs: watch::Receiver<Arc<PluginConfig>>,
     options: SupervisorOptions,
     shutdown: CancellationToken,
 }
@@ -231,25 +229,31 @@ impl Run {
         });
     }
 
-    /// Sleeps `d`; returns false on shutdown. A restart request ends the wait early.
+    /// Sleeps `d`; returns false on shutdown. A restart request or a config change ends the
+    /// wait early.
     async fn pause(&self, d: Duration) -> bool {
+        let mut configs = self.configs.clone();
         tokio::select! {
             _ = self.shutdown.cancelled() => false,
             _ = tokio::time::sleep(d) => true,
             _ = self.shared.restart.notified() => true,
+            _ = configs.changed() => true,
         }
     }
 
-    /// Waits for an explicit restart (after giving up); returns false on shutdown.
+    /// Waits for an explicit restart or a config change (after giving up, or while `autoStart`
+    /// is off); returns false on shutdown.
     async fn wait_for_restart(&self) -> bool {
+        let mut configs = self.configs.clone();
         tokio::select! {
             _ = self.shutdown.cancelled() => false,
             _ = self.shared.restart.notified() => true,
+            changed = configs.changed() => changed.is_ok(),
         }
     }
 
-    fn redactor(&self) -> Redactor {
-        let rendered = daemon_config::render(&self.config);
+    fn redactor(&self, config: &PluginConfig) -> Redactor {
+        let rendered = daemon_config::render(config);
         let env_file = std::fs::read_to_string(self.home.env_file()).unwrap_or_default();
         let from_file = env_file
             .lines()
@@ -258,35 +262,41 @@ impl Run {
         Redactor::from_env_and(rendered.env.into_values().chain(from_file))
     }
 
-    async fn run(self) {
-        let log = match RotatingLog::open(
+    async fn run(mut self) {
+        let log = Arc::new(Mutex::new(RotatingLog::new(
             &self.home.logs_dir(),
             self.options.log_max_bytes,
             self.options.log_keep,
-            self.redactor(),
-        ) {
-            Ok(log) => Arc::new(Mutex::new(log)),
-            Err(e) => {
-                self.update(|s| {
-                    s.state = DaemonState::Failed;
-                    s.last_error = Some(format!("cannot open the daemon log: {e}"));
-                });
-                return;
-            }
-        };
+            self.redactor(&self.configs.borrow().clone()),
+        )));
         let note = |m: &str| {
             if let Ok(mut l) = log.lock() {
                 l.note(m);
             }
         };
-        let client = DaemonClient::new(&self.config.listen_addr());
-        let listen = self.config.listen_addr();
-        let poll = Duration::from_millis(self.config.health_check_interval_ms);
         let mut tracker = RestartTracker::new(self.options.policy);
 
         loop {
             if self.shutdown.is_cancelled() {
                 break;
+            }
+            let config = self.configs.borrow_and_update().clone();
+            let listen = config.listen_addr();
+            let client = DaemonClient::new(&listen);
+            let poll = Duration::from_millis(config.health_check_interval_ms);
+            self.update(|s| {
+                s.managed = config.auto_start;
+                s.listen = listen.clone();
+            });
+            if !config.auto_start {
+                self.set_state(DaemonState::Stopped);
+                if !self.wait_for_restart().await {
+                    break;
+                }
+                continue;
+            }
+            if let Ok(mut l) = log.lock() {
+                l.set_redactor(self.redactor(&config));
             }
             // 1. The binary: re-resolved every round, so an install while we run is picked up.
             let info = binary::inspect(self.options.binary.as_deref()).await;
@@ -337,7 +347,7 @@ impl Run {
             }
 
             // 4. Its config.
-            let rendered = daemon_config::render(&self.config);
+            let rendered = daemon_config::render(&config);
             if let Err(e) = daemon_config::write(
                 &rendered,
                 &self.home.daemon_config_file(),
@@ -358,7 +368,8 @@ impl Run {
             let started = Instant::now();
             let end = match process::spawn(&path, &self.home, &log) {
                 Err(e) => RunEnd::Crashed(format!("cannot start {}: {e}", path.display())),
-                Ok(mut child) => {
+                Ok(mut daemon) => {
+                    let child = &mut daemon.child;
                     let pid = child.id();
                     if let Some(pid) = pid {
                         process::write_pid_file(&self.home, pid);
@@ -366,15 +377,22 @@ impl Run {
                     self.update(|s| s.pid = pid);
                     note(&format!("started daemon pid {}", pid.unwrap_or(0)));
                     tracing::info!(pid, %listen, "daemon started");
-                    let end = self.watch(&mut child, &client, poll, started).await;
+                    let end = self.watch(child, &client, &config, started).await;
+                    // Never report a dying daemon as healthy, not even while it is stopped.
+                    let state = match end {
+                        RunEnd::Shutdown => DaemonState::Stopped,
+                        _ => DaemonState::Restarting,
+                    };
+                    self.set_state(state);
                     let exit = match &end {
                         RunEnd::Crashed(_) => child.try_wait().ok().flatten(),
                         _ => None,
                     };
                     let exit = match exit {
                         Some(status) => Some(status),
-                        None => process::terminate(&mut child, self.options.stop_grace).await,
+                        None => process::terminate(child, self.options.stop_grace).await,
                     };
+                    daemon.drain_output().await;
                     process::remove_pid_file(&self.home);
                     let exit_text = exit.as_ref().map(process::describe_exit);
                     note(&format!(
@@ -399,6 +417,10 @@ impl Run {
                 RunEnd::Requested => {
                     tracker.reset();
                     self.update(|s| s.restart_count += 1);
+                }
+                RunEnd::Reconfigured => {
+                    tracker.reset();
+                    note("restarting with the new config");
                 }
                 RunEnd::Crashed(reason) => {
                     let tail = logs::tail(&self.home.logs_dir().join(logs::LOG_NAME), 5);
@@ -443,9 +465,12 @@ impl Run {
         &self,
         child: &mut tokio::process::Child,
         client: &DaemonClient,
-        poll: Duration,
+        config: &PluginConfig,
         spawned: Instant,
     ) -> RunEnd {
+        let poll = Duration::from_millis(config.health_check_interval_ms);
+        let mut configs = self.configs.clone();
+        let keys_at_start = env_file::user_fingerprint(&self.home.env_file());
         let deadline = tokio::time::Instant::now() + self.options.startup_timeout;
         loop {
             let probe = tokio::select! {
@@ -486,11 +511,32 @@ impl Run {
                 }
                 _ = self.shutdown.cancelled() => return RunEnd::Shutdown,
                 _ = self.shared.restart.notified() => return RunEnd::Requested,
+                changed = configs.changed() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                    let new = configs.borrow_and_update().clone();
+                    if !new.auto_start || daemon_config::needs_restart(config, &new) {
+                        return RunEnd::Reconfigured;
+                    }
+                    // Routes only: the plane applies them live; the yaml is for the next start.
+                    let _ = daemon_config::write(
+                        &daemon_config::render(&new),
+                        &self.home.daemon_config_file(),
+                        &self.home.env_file(),
+                    );
+                    continue;
+                }
                 probe = async {
                     tokio::time::sleep(poll).await;
                     client.health().await
                 } => probe,
             };
+            // The daemon reads provider keys only at start (e.g. after `auth login`).
+            if env_file::user_fingerprint(&self.home.env_file()) != keys_at_start {
+                tracing::info!("provider keys changed; restarting the daemon to load them");
+                return RunEnd::Reconfigured;
+            }
             match probe.result {
                 Ok(()) => {
                     failures = 0;

@@ -12,8 +12,24 @@ use tokio::process::{Child, Command};
 use super::logs::RotatingLog;
 use crate::home::Home;
 
+/// A running daemon and the tasks copying its output into the log.
+pub struct Daemon {
+    pub child: Child,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// Waits (briefly) until the daemon's last output lines are in the log, so what it said
+    /// before dying comes before our note that it died.
+    pub async fn drain_output(&mut self) {
+        for pump in self.pumps.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
+        }
+    }
+}
+
 /// Spawns `bitrouter --home-dir <home> serve` with its output pumped into `log`.
-pub fn spawn(binary: &Path, home: &Home, log: &Arc<Mutex<RotatingLog>>) -> std::io::Result<Child> {
+pub fn spawn(binary: &Path, home: &Home, log: &Arc<Mutex<RotatingLog>>) -> std::io::Result<Daemon> {
     let mut cmd = Command::new(binary);
     cmd.arg("--home-dir")
         .arg(home.bitrouter_home())
@@ -40,13 +56,14 @@ pub fn spawn(binary: &Path, home: &Home, log: &Arc<Mutex<RotatingLog>>) -> std::
         });
     }
     let mut child = cmd.spawn()?;
+    let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(out, log.clone()));
+        pumps.push(tokio::spawn(pump(out, log.clone())));
     }
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(err, log.clone()));
+        pumps.push(tokio::spawn(pump(err, log.clone())));
     }
-    Ok(child)
+    Ok(Daemon { child, pumps })
 }
 
 async fn pump(stream: impl AsyncRead + Unpin, log: Arc<Mutex<RotatingLog>>) {

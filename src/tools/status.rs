@@ -21,6 +21,8 @@ pub struct StatusParams {}
 pub struct StatusOutput {
     /// Version of this MCP server.
     pub server_version: String,
+    /// Why the last edit of the config file was refused (the previous config stays in force).
+    pub config_error: Option<String>,
     /// Address the daemon listens on; OpenAI-compatible clients use `http://<listen>/v1`.
     pub listen: String,
     pub daemon: DaemonStatus,
@@ -77,6 +79,7 @@ pub fn run(
     let accounts = keystore::list(home).unwrap_or_default();
     StatusOutput {
         server_version: env!("CARGO_PKG_VERSION").into(),
+        config_error: None,
         listen: config.listen_addr(),
         daemon,
         binary,
