@@ -2,7 +2,7 @@
 #   make run   installs the pinned BitRouter daemon if missing, builds and runs the MCP server
 #              (streamable HTTP on 127.0.0.1:8788/mcp; `make run ARGS=--stdio` for stdio)
 #   make test  installs what the tests need and runs every check and test
-.PHONY: run test lint rust-test adapter-test bitrouter build bench
+.PHONY: run test lint rust-test adapter-test conformance e2e bitrouter build bench
 
 ARGS ?= --http 127.0.0.1:8788
 
@@ -25,7 +25,16 @@ rust-test: bitrouter
 adapter-test:
 	cd openclaw-adapter && node --test
 
-test: lint rust-test adapter-test
+# MCP Inspector CLI + official conformance suite against the debug build (Node from npm, cached).
+conformance: rust-test
+	BITROUTER_MCP_BIN=target/debug/bitrouter-mcp scripts/conformance/run.sh
+
+# Real OpenClaw 2026.9.6 (Node 26 from npm, cached) -> hook -> real daemon -> fake upstream.
+e2e: rust-test
+	BITROUTER_MCP_BIN="$$(pwd)/target/debug/bitrouter-mcp" BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" \
+		openclaw-adapter/scripts/e2e.sh
+
+test: lint rust-test adapter-test conformance e2e
 
 # Benchmarks (figures printed, not asserted): daemon spawn -> healthy, kill -9 -> healthy again.
 bench: bitrouter

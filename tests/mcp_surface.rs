@@ -378,5 +378,6 @@ async fn bad_arguments_name_the_argument_and_leave_no_file() {
         .await;
     let msg = format!("{:?}", r.unwrap_err());
     assert!(msg.contains("bitrouter://routes"), "{msg}");
+    assert!(msg.contains("\"uri\""), "error data names the uri: {msg}");
     mcp.close().await;
 }

@@ -227,12 +227,15 @@ impl ServerHandler for BitrouterServer {
 
     async fn unsubscribe(
         &self,
-        _request: UnsubscribeRequestParams,
+        request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.state
-            .subscribers
-            .remove(subscriptions::session_of(&context));
+        // Only the route table can be subscribed; unsubscribing anything else changes nothing.
+        if request.uri == ROUTES_URI {
+            self.state
+                .subscribers
+                .remove(subscriptions::session_of(&context));
+        }
         Ok(())
     }
 
@@ -278,7 +281,7 @@ impl ServerHandler for BitrouterServer {
                     format!(
                         "unknown resource \"{other}\" (available: {ROUTES_URI}, {METRICS_URI})"
                     ),
-                    None,
+                    Some(serde_json::json!({ "uri": other })),
                 ));
             }
         }

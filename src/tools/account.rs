@@ -26,8 +26,12 @@ pub struct AccountParams {
     #[serde(default)]
     pub action: AccountAction,
     /// For "set_active": the account's index in the list (e.g. 0) or a unique prefix of its public key.
+    #[serde(default)]
+    #[schemars(with = "AccountRef")]
     pub account: Option<AccountRef>,
     /// For "generate": make the new account active (default true, as `bitrouter account --generate-key` does).
+    #[serde(default)]
+    #[schemars(with = "bool")]
     pub set_active: Option<bool>,
 }
 

@@ -13,18 +13,32 @@ use crate::home::Home;
 pub struct KeygenParams {
     /// Expiry: "30m", "12h", "30d", "1y" (units s/m/h/d/y), "never", or an absolute Unix timestamp.
     /// Default "never" for api tokens; admin tokens must expire.
+    #[serde(default)]
+    #[schemars(with = "String")]
     pub exp: Option<String>,
     /// "api" (default: calls models) or "admin" (also manages the daemon's routes).
+    #[serde(default)]
+    #[schemars(with = "Scope")]
     pub scope: Option<Scope>,
     /// Models the token may call, as patterns like "openai:*", "anthropic:claude-*" or a virtual model name. Omit for all models.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub models: Option<Vec<String>>,
     /// Spending limit in micro-USD (1000000 = 1 USD).
+    #[serde(default)]
+    #[schemars(with = "u64")]
     pub budget: Option<u64>,
     /// What the budget applies to: "session" or "account".
+    #[serde(default)]
+    #[schemars(with = "BudgetScope")]
     pub budget_scope: Option<BudgetScope>,
     /// Budget window: "rounds:N" or "duration:Ns".
+    #[serde(default)]
+    #[schemars(with = "String")]
     pub budget_range: Option<String>,
     /// Save the token as tokens/<name>.jwt of the active account (1-64 of A-Z a-z 0-9 - _ .). An existing name is not replaced.
+    #[serde(default)]
+    #[schemars(with = "String")]
     pub name: Option<String>,
 }
 

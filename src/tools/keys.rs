@@ -28,6 +28,8 @@ pub struct KeysParams {
     #[serde(default)]
     pub action: KeysAction,
     /// The saved token's name, for "show" and "remove".
+    #[serde(default)]
+    #[schemars(with = "String")]
     pub name: Option<String>,
 }
 
