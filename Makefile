@@ -36,6 +36,6 @@ e2e: rust-test
 
 test: lint rust-test adapter-test conformance e2e
 
-# Benchmarks (figures printed, not asserted): daemon spawn -> healthy, kill -9 -> healthy again.
+# Benchmarks (figures printed, not asserted): daemon lifecycle and failover on the real daemon.
 bench: bitrouter
-	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo bench --locked --bench lifecycle
+	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo bench --locked --bench lifecycle --bench failover

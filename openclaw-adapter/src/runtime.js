@@ -18,6 +18,7 @@ import {
   ROUTES_URI,
   adapterPaths,
   mcpUrl,
+  refreshIntervalMs,
   resolveConfig,
   writeServerConfigFile,
 } from "./config.js";
@@ -25,8 +26,14 @@ import { McpHttpClient, isConnectionRefused } from "./mcp-client.js";
 import { API_KEY_ENV } from "./provider.js";
 import { RouteCache } from "./routing.js";
 
-/** Arguments of the keygen call that mints OpenClaw's credential. */
+/**
+ * Arguments of the keygen call that mints OpenClaw's credential. The gateway's service saves it under
+ * this name (replacing the one an earlier start saved); short-lived processes mint without a name.
+ */
 export const KEYGEN_ARGS = Object.freeze({ scope: "api", exp: "30d", name: "openclaw" });
+/** The server's refusals that ensureToken knows how to resolve. */
+const NO_ACCOUNT_RE = /no active account/i;
+const NAME_TAKEN_RE = /already exists/i;
 /** Re-mint the token when it has less than this left. */
 const TOKEN_RENEW_BEFORE_MS = 7 * 24 * 3600 * 1000;
 const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
@@ -184,7 +191,7 @@ export class BitrouterRuntime {
     } else if (!this.stopping) {
       this.logger.warn(
         `[bitrouter] bitrouter-mcp did not answer at ${url} within ${Math.round(this.startupTimeoutMs / 1000)} s; ` +
-          `will keep trying every ${Math.round(this.config.healthCheckIntervalMs / 1000)} s. Routing is off until then.`,
+          `will keep trying every ${Math.round(refreshIntervalMs(this.config) / 1000)} s. Routing is off until then.`,
       );
       this.cache.markUnreachable("bitrouter-mcp is not answering yet");
     }
@@ -239,7 +246,18 @@ export class BitrouterRuntime {
       this.fail(`cannot write ${paths.configFile}: ${msg(e)}`);
       return false;
     }
-    const args = ["serve", "--http", `127.0.0.1:${cfg.mcpPort}`, "--config", paths.configFile, "--data-dir", paths.dataDir];
+    // --exit-with-parent: should OpenClaw die without stopping its services (SIGKILL, crash), the server
+    // gets SIGTERM from the kernel and stops its daemon, so nothing is left holding the ports.
+    const args = [
+      "serve",
+      "--http",
+      `127.0.0.1:${cfg.mcpPort}`,
+      "--config",
+      paths.configFile,
+      "--data-dir",
+      paths.dataDir,
+      "--exit-with-parent",
+    ];
     this.logger.info(`[bitrouter] starting ${bin.path} ${args.join(" ")} (output: ${paths.logFile})`);
 
     /** @type {fs.WriteStream|undefined} */
@@ -385,7 +403,7 @@ export class BitrouterRuntime {
     if (this.timer || this.stopping) return;
     this.timer = setInterval(() => {
       this.refresh().catch(() => {});
-    }, this.config.healthCheckIntervalMs);
+    }, refreshIntervalMs(this.config));
     this.timer.unref?.();
   }
 
@@ -480,8 +498,9 @@ export class BitrouterRuntime {
    * bitrouter_keygen unless the user set the variable, and renews it a week before it expires.
    * Failures are logged, not thrown: routes still load.
    * @param {Client} client
+   * @param {{ save?: boolean }} [opts] save: keep the token as the account's saved token "openclaw"
    */
-  async ensureToken(client) {
+  async ensureToken(client, { save = true } = {}) {
     const current = this.env[API_KEY_ENV];
     if (current && !MINTED.has(current)) {
       if (!this.userKeyLogged) {
@@ -492,7 +511,7 @@ export class BitrouterRuntime {
     }
     if (current && /** @type {number} */ (MINTED.get(current)) - this.now() > TOKEN_RENEW_BEFORE_MS) return;
     try {
-      const res = await client.callTool("bitrouter_keygen", { ...KEYGEN_ARGS }, { timeoutMs: 20000 });
+      const res = await this.mintToken(client, save);
       const token = res?.token;
       if (typeof token !== "string" || token.split(".").length !== 3) {
         throw new Error("bitrouter_keygen returned no token");
@@ -517,6 +536,65 @@ export class BitrouterRuntime {
   }
 
   /**
+   * One bitrouter_keygen, resolving the two refusals a normal install meets:
+   * - "no active account" (fresh data directory): creates BitRouter's first signing account, only when
+   *   there is none at all, then mints;
+   * - "already exists" (the token saved by an earlier start): removes that saved file and saves the new
+   *   one under the same name; if the name is still taken (another process raced us), mints unsaved.
+   * @param {Client} client
+   * @param {boolean} save
+   */
+  async mintToken(client, save) {
+    /** @type {Record<string, string>} */
+    let args = { ...KEYGEN_ARGS };
+    if (!save) delete args.name;
+    let accountTried = false;
+    let removeTried = false;
+    for (;;) {
+      try {
+        return await client.callTool("bitrouter_keygen", args, { timeoutMs: 20000 });
+      } catch (e) {
+        const m = msg(e);
+        if (NO_ACCOUNT_RE.test(m) && !accountTried) {
+          accountTried = true;
+          await this.ensureAccount(client);
+          continue;
+        }
+        if (NAME_TAKEN_RE.test(m) && args.name) {
+          if (!removeTried) {
+            removeTried = true;
+            await client.callTool("bitrouter_keys", { action: "remove", name: args.name }).catch(() => {});
+          } else {
+            const { name: _name, ...rest } = args;
+            args = rest;
+          }
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * Creates BitRouter's signing account when it has none (a fresh data directory). Never touches
+   * existing accounts: when some exist but none is active, says how to pick one.
+   * @param {Client} client
+   */
+  async ensureAccount(client) {
+    const list = await client.callTool("bitrouter_account", { action: "list" });
+    const accounts = Array.isArray(list?.accounts) ? list.accounts : [];
+    if (accounts.length > 0) {
+      throw new Error(
+        `BitRouter has ${accounts.length} account(s) but none is active; choose one with the MCP tool ` +
+          `bitrouter_account {"action":"set_active","account":0}`,
+      );
+    }
+    const res = await client.callTool("bitrouter_account", { action: "generate" });
+    const prefix = typeof res?.changed?.prefix === "string" ? `${res.changed.prefix} ` : "";
+    this.logger.info(`[bitrouter] created BitRouter's signing account ${prefix}(there was none); it signs OpenClaw's token`);
+  }
+
+  /**
    * For processes without the service (e.g. `openclaw agent --local`): at most once per refresh period,
    * read the routes (and mint the token) from a bitrouter-mcp that is already running. Bounded to about
    * a second when nothing answers; leaves no connection open.
@@ -524,12 +602,12 @@ export class BitrouterRuntime {
   async warmUp() {
     if (this.serviceStarted) return;
     const now = this.now();
-    if (this.lastWarmUp && now - this.lastWarmUp < this.config.healthCheckIntervalMs) return;
+    if (this.lastWarmUp && now - this.lastWarmUp < refreshIntervalMs(this.config)) return;
     this.lastWarmUp = now;
     const client = this.createClient(mcpUrl(this.config), { requestTimeoutMs: 1500, eventStream: false });
     try {
       await client.connect();
-      await this.ensureToken(client);
+      await this.ensureToken(client, { save: false });
       await this.loadRoutes(client);
     } catch (e) {
       this.cache.markUnreachable(msg(e));

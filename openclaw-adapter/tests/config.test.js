@@ -8,12 +8,16 @@ import { describe, it } from "node:test";
 
 import {
   DEFAULTS,
+  HEALTH_CHECK_INTERVAL_RANGE,
+  METRICS_POLL_RANGE,
+  MIN_REFRESH_INTERVAL_MS,
   SERVER_CONFIG_KEYS,
   adapterPaths,
   daemonBaseUrl,
   expandHome,
   fallbackStateDir,
   mcpUrl,
+  refreshIntervalMs,
   resolveConfig,
   serverConfig,
   writeServerConfigFile,
@@ -32,6 +36,8 @@ describe("config", () => {
       autoStart: true,
       healthCheckIntervalMs: 30000,
       interceptAllModels: false,
+      metricsPollMs: 250,
+      enforceRoutes: false,
       providers: {},
       models: {},
       mcpPort: 8788,
@@ -47,12 +53,34 @@ describe("config", () => {
     assert.deepEqual(Object.keys(schema.properties).sort(), all);
   });
 
+  it("declares the server's limits in the manifest", () => {
+    const hc = schema.properties.healthCheckIntervalMs;
+    assert.equal(hc.type, "integer");
+    assert.equal(hc.minimum, HEALTH_CHECK_INTERVAL_RANGE.min);
+    assert.equal(hc.maximum, HEALTH_CHECK_INTERVAL_RANGE.max);
+    assert.deepEqual(HEALTH_CHECK_INTERVAL_RANGE, { min: 100, max: 86_400_000 });
+    const mp = schema.properties.metricsPollMs;
+    assert.equal(mp.type, "integer");
+    assert.equal(mp.minimum, 0, "0 turns polling off");
+    assert.equal(mp.maximum, METRICS_POLL_RANGE.max);
+    assert.deepEqual(METRICS_POLL_RANGE, { min: 50, max: 60_000 });
+    assert.equal(schema.properties.enforceRoutes.type, "boolean");
+    for (const k of ["metricsPollMs", "enforceRoutes"]) {
+      assert.match(schema.properties[k].description, /\S/, k);
+      assert.equal(manifest.uiHints[k].advanced, true, k);
+    }
+    assert.match(schema.properties.providers.additionalProperties.properties.derives.description, /openai, anthropic, google or openrouter/);
+  });
+
   it("writes only the server's keys to its config file, owner-readable only", () => {
     const dir = tempDir();
     const file = path.join(dir, "nested", "cfg.json");
     const cfg = resolveConfig({
       port: 9001,
       interceptAllModels: true,
+      healthCheckIntervalMs: 200,
+      metricsPollMs: 0,
+      enforceRoutes: true,
       providers: { openrouter: { derives: "openai", apiBase: "https://openrouter.ai/api/v1", apiKey: "${OPENROUTER_API_KEY}" } },
       models: { smart: { strategy: "priority", endpoints: [{ provider: "openrouter", modelId: "x" }] } },
       binaryPath: "/opt/bitrouter-mcp",
@@ -64,6 +92,9 @@ describe("config", () => {
     assert.deepEqual(Object.keys(written).sort(), [...SERVER_CONFIG_KEYS].sort());
     assert.equal(written.port, 9001);
     assert.equal(written.interceptAllModels, true);
+    assert.equal(written.healthCheckIntervalMs, 200, "the user's value, below the adapter's own refresh floor");
+    assert.equal(written.metricsPollMs, 0);
+    assert.equal(written.enforceRoutes, true);
     assert.equal(written.providers.openrouter.apiKey, "${OPENROUTER_API_KEY}");
     assert.equal(written.models.smart.endpoints[0].modelId, "x");
     if (process.platform !== "win32") assert.equal(fs.statSync(file).mode & 0o777, 0o600);
@@ -71,12 +102,59 @@ describe("config", () => {
   });
 
   it("ignores wrong types instead of passing them on", () => {
-    const c = resolveConfig({ port: "80", autoStart: "yes", models: [], healthCheckIntervalMs: 5 });
+    const c = resolveConfig({
+      port: "80",
+      autoStart: "yes",
+      models: [],
+      healthCheckIntervalMs: "5",
+      metricsPollMs: "fast",
+      enforceRoutes: "yes",
+    });
     assert.equal(c.port, 8787);
     assert.equal(c.autoStart, true);
     assert.deepEqual(c.models, {});
-    assert.equal(c.healthCheckIntervalMs, 1000, "clamped to at least one second");
+    assert.equal(c.healthCheckIntervalMs, 30000);
+    assert.equal(c.metricsPollMs, 250);
+    assert.equal(c.enforceRoutes, false);
     assert.deepEqual(Object.keys(serverConfig(c)), SERVER_CONFIG_KEYS);
+  });
+
+  it("passes healthCheckIntervalMs through, pulling only out-of-range values into the server's range", () => {
+    const hc = (v) => resolveConfig({ healthCheckIntervalMs: v }).healthCheckIntervalMs;
+    assert.equal(hc(100), 100);
+    assert.equal(hc(250), 250, "no longer raised to one second");
+    assert.equal(hc(86_400_000), 86_400_000);
+    assert.equal(hc(5), 100);
+    assert.equal(hc(1e12), 86_400_000);
+    assert.equal(hc(1500.4), 1500, "the server wants an integer");
+    assert.equal(serverConfig(resolveConfig({ healthCheckIntervalMs: 100 })).healthCheckIntervalMs, 100);
+  });
+
+  it("keeps the adapter's own refresh at least a second apart", () => {
+    assert.equal(MIN_REFRESH_INTERVAL_MS, 1000);
+    assert.equal(refreshIntervalMs(resolveConfig({ healthCheckIntervalMs: 100 })), 1000);
+    assert.equal(refreshIntervalMs(resolveConfig({ healthCheckIntervalMs: 1000 })), 1000);
+    assert.equal(refreshIntervalMs(resolveConfig({})), 30000);
+    assert.equal(refreshIntervalMs(resolveConfig({ healthCheckIntervalMs: 86_400_000 })), 86_400_000);
+  });
+
+  it("passes metricsPollMs through: 0 is off, other values within 50-60000", () => {
+    const mp = (v) => resolveConfig({ metricsPollMs: v }).metricsPollMs;
+    assert.equal(mp(0), 0);
+    assert.equal(mp(50), 50);
+    assert.equal(mp(1000), 1000);
+    assert.equal(mp(60_000), 60_000);
+    assert.equal(mp(20), 50);
+    assert.equal(mp(100_000), 60_000);
+    assert.equal(mp(-5), 0);
+    assert.equal(mp(75.6), 76);
+  });
+
+  it("passes enforceRoutes through", () => {
+    assert.equal(resolveConfig({ enforceRoutes: true }).enforceRoutes, true);
+    assert.equal(serverConfig(resolveConfig({ enforceRoutes: true })).enforceRoutes, true);
+    assert.equal(serverConfig(resolveConfig({})).enforceRoutes, false);
+    assert.equal(serverConfig(resolveConfig({})).metricsPollMs, 250);
   });
 
   it("derives the provider base URL and the MCP URL", () => {

@@ -39,8 +39,8 @@ const found = (p = "/opt/bin/bitrouter-mcp") => () => ({ ok: true, path: p, sour
  * Registers the plugin against fakes. Returns everything a test needs.
  * @param {object} [o]
  */
-function setup({ pluginConfig = SEED_EXAMPLE, routes = SAMPLE_ROUTES, up = false, resolveBinary = found(), env = {}, spawnOpts } = {}) {
-  const server = new FakeBitrouter({ routes, up });
+function setup({ pluginConfig = SEED_EXAMPLE, routes = SAMPLE_ROUTES, up = false, resolveBinary = found(), env = {}, spawnOpts, bitrouter } = {}) {
+  const server = new FakeBitrouter({ routes, up, ...bitrouter });
   const { spawn, spawned } = fakeSpawn({
     onSpawn: () => {
       server.up = true;
@@ -195,6 +195,9 @@ describe("before_model_resolve", () => {
     assert.equal(reads.length, 1, "one read per refresh period, not per request");
     assert.ok(t.server.clients.every((c) => c.closed), "no connection left open");
     assert.match(t.env.BITROUTER_API_KEY, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const keygen = t.server.calls.find((c) => c.method === "tools/call" && c.params.name === "bitrouter_keygen");
+    assert.deepEqual(keygen.params.arguments, { scope: "api", exp: "30d" }, "a per-process token is not saved");
+    assert.deepEqual([...t.server.savedTokens], [], "no token file per `agent --local` run");
   });
 
   it("without the service and without a server, is a quick no-op", async () => {
@@ -257,6 +260,7 @@ describe("service", () => {
       path.join(root, "bitrouter-mcp.config.json"),
       "--data-dir",
       path.join(root, "data"),
+      "--exit-with-parent",
     ]);
     const written = JSON.parse(fs.readFileSync(child.args[4], "utf8"));
     assert.deepEqual(written, {
@@ -265,6 +269,8 @@ describe("service", () => {
       autoStart: true,
       healthCheckIntervalMs: 30000,
       interceptAllModels: false,
+      metricsPollMs: 250,
+      enforceRoutes: false,
       providers: {},
       models: SEED_EXAMPLE.models,
     });
@@ -276,7 +282,7 @@ describe("service", () => {
     const t = setup();
     const dataDir = path.join(t.stateDir, "custom-data");
     const t2 = await started({ pluginConfig: { dataDir } });
-    assert.equal(t2.spawned[0].args.at(-1), dataDir);
+    assert.equal(t2.spawned[0].args[t2.spawned[0].args.indexOf("--data-dir") + 1], dataDir);
   });
 
   it("mints the OpenClaw credential with bitrouter_keygen and exports BITROUTER_API_KEY", async () => {
@@ -288,6 +294,72 @@ describe("service", () => {
     // A later refresh keeps the fresh token.
     await t.runtime.refresh();
     assert.equal(t.server.keygenCount, 1);
+  });
+
+  it("on a fresh data directory, creates BitRouter's signing account, then mints", async () => {
+    const t = await started({ bitrouter: { accounts: 0 } });
+    const tools = t.server.calls.filter((c) => c.method === "tools/call").map((c) => `${c.params.name}:${c.params.arguments.action ?? ""}`);
+    assert.deepEqual(tools.slice(0, 4), ["bitrouter_keygen:", "bitrouter_account:list", "bitrouter_account:generate", "bitrouter_keygen:"]);
+    assert.equal(t.server.accounts, 1);
+    assert.match(t.env.BITROUTER_API_KEY, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    assert.match(t.logText("info"), /created BitRouter's signing account Acct \(there was none\)/);
+  });
+
+  it("never creates an account when some exist but none is active; says how to pick one", async () => {
+    const t = await started({ bitrouter: { accounts: 2, activeAccount: false } });
+    assert.equal(t.server.accounts, 2);
+    assert.ok(!t.server.calls.some((c) => c.params?.arguments?.action === "generate"));
+    assert.equal(t.env.BITROUTER_API_KEY, undefined);
+    assert.match(t.logText("warn"), /could not mint.*2 account\(s\) but none is active.*set_active/);
+    assert.deepEqual(await ask(t.hook, "openai", "smart"), { providerOverride: "bitrouter", modelOverride: "smart" }, "routes still load");
+  });
+
+  it("a second start replaces the token saved by the first (\"already exists\")", async () => {
+    const t = await started({ bitrouter: { savedTokens: ["openclaw"] } });
+    const tools = t.server.calls.filter((c) => c.method === "tools/call").map((c) => c.params);
+    assert.deepEqual(tools.slice(0, 3), [
+      { name: "bitrouter_keygen", arguments: { scope: "api", exp: "30d", name: "openclaw" } },
+      { name: "bitrouter_keys", arguments: { action: "remove", name: "openclaw" } },
+      { name: "bitrouter_keygen", arguments: { scope: "api", exp: "30d", name: "openclaw" } },
+    ]);
+    assert.equal(t.server.keygenCount, 1);
+    assert.deepEqual([...t.server.savedTokens], ["openclaw"]);
+    assert.match(t.logText("info"), /minted a BitRouter API token.*saved to \/fake\/openclaw\.jwt/);
+  });
+
+  it("stop, then start again: mints a fresh token under the same name", async () => {
+    const t = await started();
+    const first = t.env.BITROUTER_API_KEY;
+    await t.service.stop(t.serviceCtx);
+    _resetMintedTokens(); // a new gateway process
+    delete t.env.BITROUTER_API_KEY;
+    await t.service.start(t.serviceCtx);
+    assert.equal(t.server.keygenCount, 2);
+    assert.notEqual(t.env.BITROUTER_API_KEY, first);
+    assert.deepEqual([...t.server.savedTokens], ["openclaw"]);
+    assert.doesNotMatch(t.logText("warn"), /could not mint/);
+  });
+
+  it("mints unsaved when the name stays taken (another process raced us)", async () => {
+    const t = setup({ bitrouter: { savedTokens: ["openclaw"] } });
+    running.push(t);
+    const removeOnce = t.server.createClient;
+    // The removal "succeeds" but another process saves "openclaw" again before our keygen.
+    t.server.createClient = (url, opts) => {
+      const c = removeOnce(url, opts);
+      const callTool = c.callTool.bind(c);
+      c.callTool = async (name, args) => {
+        const r = await callTool(name, args);
+        if (name === "bitrouter_keys") t.server.savedTokens.add("openclaw");
+        return r;
+      };
+      return c;
+    };
+    t.runtime.createClient = t.server.createClient;
+    await t.service.start(t.serviceCtx);
+    const keygens = t.server.calls.filter((c) => c.params?.name === "bitrouter_keygen").map((c) => c.params.arguments);
+    assert.deepEqual(keygens.at(-1), { scope: "api", exp: "30d" });
+    assert.match(t.env.BITROUTER_API_KEY, /^[\w-]+\.[\w-]+\.[\w-]+$/);
   });
 
   it("keeps a BITROUTER_API_KEY the user set", async () => {

@@ -86,7 +86,7 @@ pub struct ProviderConfig {
     pub api_base: Option<String>,
     /// Env var prefix: `OPENAI` reads `OPENAI_API_KEY`.
     pub env_prefix: Option<String>,
-    /// Built-in provider this one inherits from: openai, anthropic or google.
+    /// Built-in provider this one inherits from: openai, anthropic, google or openrouter.
     pub derives: Option<String>,
 }
 

@@ -3,7 +3,7 @@
 // data, then the message) unless `json: true`; notifications get 202; GET opens the notification
 // stream; an unknown session gets 404; DELETE ends a session.
 //
-// Used by the MCP client tests over real sockets on 127.0.0.1:0, and by fake-bitrouter-mcp.js.
+// Used by the MCP client tests over real sockets on 127.0.0.1:0.
 
 import http from "node:http";
 import { randomUUID } from "node:crypto";

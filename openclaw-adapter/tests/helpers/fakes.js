@@ -74,13 +74,22 @@ function refused() {
  * can bring it up.
  */
 export class FakeBitrouter {
-  constructor({ routes = SAMPLE_ROUTES, up = false } = {}) {
+  /**
+   * @param {object} [o]
+   * @param {number} [o.accounts]      signing accounts BitRouter has (0 = a fresh data directory)
+   * @param {boolean} [o.activeAccount] whether one of them is active
+   * @param {string[]} [o.savedTokens] names of tokens already saved (as an earlier start leaves them)
+   */
+  constructor({ routes = SAMPLE_ROUTES, up = false, accounts = 1, activeAccount = true, savedTokens = [] } = {}) {
     this.routes = structuredClone(routes);
     this.up = up;
     this.calls = [];
     this.clients = [];
     this.keygenCount = 0;
     this.statusHealthy = true;
+    this.accounts = accounts;
+    this.activeAccount = accounts > 0 && activeAccount;
+    this.savedTokens = new Set(savedTokens);
   }
 
   /** Factory matching BitrouterRuntime's deps.createClient. */
@@ -124,11 +133,32 @@ export class FakeMcpClient {
 
   async callTool(name, args = {}) {
     await this.call("tools/call", { name, arguments: args });
+    const s = this.server;
+    // The real server's refusals, worded as bitrouter-mcp words them.
     if (name === "bitrouter_keygen") {
-      this.server.keygenCount += 1;
+      if (!s.activeAccount) {
+        throw new Error(`tool bitrouter_keygen failed: no active account: generate one with bitrouter_account action "generate"`);
+      }
+      if (args.name !== undefined && s.savedTokens.has(args.name)) {
+        throw new Error(`tool bitrouter_keygen failed: name: a token named "${args.name}" already exists; pick another name or remove it with bitrouter_keys`);
+      }
+      s.keygenCount += 1;
       const iat = Math.floor(Date.now() / 1000);
-      const claims = { iat, exp: iat + 30 * 24 * 3600, scope: args.scope, n: this.server.keygenCount };
-      return { token: fakeJwt(claims), claims, saved_to: `/fake/${args.name}.jwt` };
+      const claims = { iat, exp: iat + 30 * 24 * 3600, scope: args.scope, n: s.keygenCount };
+      if (args.name !== undefined) s.savedTokens.add(args.name);
+      return { token: fakeJwt(claims), claims, saved_to: args.name === undefined ? null : `/fake/${args.name}.jwt` };
+    }
+    if (name === "bitrouter_account") {
+      if (args.action === "generate") {
+        s.accounts += 1;
+        s.activeAccount = true;
+        return { accounts: [], active: "Acct", changed: { prefix: "Acct", active: true }, message: "generated account Acct (now active)" };
+      }
+      return { accounts: Array.from({ length: s.accounts }, (_, i) => ({ index: i, prefix: `A${i}`, active: false })), active: null };
+    }
+    if (name === "bitrouter_keys" && args.action === "remove") {
+      if (!s.savedTokens.delete(args.name)) throw new Error(`tool bitrouter_keys failed: name: no saved token "${args.name}"`);
+      return { account: "Acct", removed: { name: args.name } };
     }
     if (name === "bitrouter_status") {
       return { listen: "127.0.0.1:8787", daemon: { state: this.server.statusHealthy ? "healthy" : "unhealthy", healthy: this.server.statusHealthy } };
