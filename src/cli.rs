@@ -66,8 +66,9 @@ pub struct ServeArgs {
     /// Serve MCP on stdin/stdout (for agents that spawn the server).
     #[arg(long, conflicts_with = "http", required_unless_present = "http")]
     pub stdio: bool,
-    /// Serve MCP over streamable HTTP at http://ADDR/mcp, e.g. 127.0.0.1:8788.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve MCP over streamable HTTP at http://ADDR/mcp (default 127.0.0.1:8788: loopback only;
+    /// another address needs --auth-token).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8788")]
     pub http: Option<SocketAddr>,
     /// The bitrouter binary to run, instead of the pinned cache or PATH.
     #[arg(long, env = "BITROUTER_BIN", value_name = "PATH")]

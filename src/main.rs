@@ -62,6 +62,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             if args.exit_with_parent {
                 exit_with_parent()?;
             }
+            // Seeds and keys written by other tools (the bitrouter CLI writes them 0644) become
+            // private before anything serves them.
+            for dir in [home.bitrouter_home()] {
+                if let Err(e) = bitrouter_mcp::fsutil::harden_tree(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "cannot make private");
+                }
+            }
             let shutdown = CancellationToken::new();
             let options = SupervisorOptions {
                 binary: args.bitrouter.clone(),
@@ -105,6 +112,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 /// Asks the kernel to send us SIGTERM when our parent dies; our SIGTERM handling then stops the
 /// daemon in order.
+#[cfg(target_os = "linux")]
 fn exit_with_parent() -> Result<(), String> {
     // SAFETY: prctl and getppid have no memory-safety preconditions.
     unsafe {
@@ -116,6 +124,11 @@ fn exit_with_parent() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exit_with_parent() -> Result<(), String> {
+    Err("--exit-with-parent is only supported on Linux".into())
 }
 
 /// `auth login`: collects NAME=value pairs (prompt, stdin or flags) and merges them into `.env`.

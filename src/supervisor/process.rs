@@ -42,13 +42,17 @@ pub fn spawn(binary: &Path, home: &Home, log: &Arc<Mutex<RotatingLog>>) -> std::
     // SAFETY: only async-signal-safe libc calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            // The daemon must not outlive this server, even if we are SIGKILLed.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Our parent may already be gone between fork and prctl.
-            if libc::getppid() == 1 {
-                return Err(std::io::Error::other("parent exited"));
+            // The daemon must not outlive this server, even if we are SIGKILLed. (Linux only;
+            // elsewhere only an orderly shutdown stops it.)
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Our parent may already be gone between fork and prctl.
+                if libc::getppid() == 1 {
+                    return Err(std::io::Error::other("parent exited"));
+                }
             }
             // Own process group: a terminal's Ctrl-C reaches us, and we stop the daemon in order.
             libc::setpgid(0, 0);

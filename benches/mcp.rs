@@ -1,0 +1,2 @@
+//! Placeholder replaced by the MCP latency/throughput benchmark.
+fn main() {}
