@@ -64,10 +64,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             // Seeds and keys written by other tools (the bitrouter CLI writes them 0644) become
             // private before anything serves them.
-            for dir in [home.bitrouter_home()] {
-                if let Err(e) = bitrouter_mcp::fsutil::harden_tree(&dir) {
-                    tracing::warn!(path = %dir.display(), error = %e, "cannot make private");
-                }
+            let bitrouter_home = home.bitrouter_home();
+            if let Err(e) = bitrouter_mcp::fsutil::harden_tree(&bitrouter_home) {
+                tracing::warn!(path = %bitrouter_home.display(), error = %e, "cannot make private");
             }
             let shutdown = CancellationToken::new();
             let options = SupervisorOptions {

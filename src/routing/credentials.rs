@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::config::PluginConfig;
-use super::endpoints::builtin;
+use super::endpoints::{builtin, effective_env_prefix};
 
 /// One provider as status shows it: no secret, just where its key would come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -30,14 +30,6 @@ pub fn env_reference(value: &str) -> Option<&str> {
         .strip_prefix("${")
         .and_then(|v| v.strip_suffix('}'))
         .filter(|v| !v.is_empty())
-}
-
-/// The env var a provider's key is read from by prefix, e.g. `OPENAI_API_KEY`.
-pub fn prefix_var(name: &str, env_prefix: Option<&str>) -> String {
-    match env_prefix {
-        Some(p) => format!("{p}_API_KEY"),
-        None => format!("{}_API_KEY", name.to_ascii_uppercase().replace('-', "_")),
-    }
 }
 
 /// Names of the variables set in a `.env` file (values are not kept).
@@ -62,7 +54,7 @@ pub fn login_vars(config: &PluginConfig) -> Vec<String> {
             let p = config.providers.get(&name);
             match p.and_then(|p| p.api_key.as_deref()).and_then(env_reference) {
                 Some(var) => var.to_string(),
-                None => prefix_var(&name, p.and_then(|p| p.env_prefix.as_deref())),
+                None => format!("{}_API_KEY", effective_env_prefix(&name, p)),
             }
         })
         .collect()
@@ -86,7 +78,7 @@ pub fn summarize(
                 None => ("literal key from config (stored in .env)".to_string(), true),
             },
             None => {
-                let var = prefix_var(&name, p.and_then(|p| p.env_prefix.as_deref()));
+                let var = format!("{}_API_KEY", effective_env_prefix(&name, p));
                 if is_set(&var) {
                     (format!("env {var}"), true)
                 } else {
