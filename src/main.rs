@@ -71,6 +71,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let shutdown = CancellationToken::new();
             let options = SupervisorOptions {
                 binary: args.bitrouter.clone(),
+                auto_install: std::env::var("BITROUTER_MCP_AUTO_INSTALL").as_deref() != Ok("0"),
                 ..Default::default()
             };
             let (state, supervisor) =
@@ -102,7 +103,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "installing bitrouter {} (about 5 minutes on 2 cores)...",
                 bitrouter_mcp::PINNED_BITROUTER_VERSION
             );
-            let path = install::install().await.map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let path = install::install(|line| {
+                // One progress line per cargo step, with the elapsed time.
+                eprintln!("[{:>4}s] {line}", started.elapsed().as_secs());
+            })
+            .await
+            .map_err(|e| e.to_string())?;
             eprintln!("bitrouter installed at {}", path.display());
             Ok(())
         }

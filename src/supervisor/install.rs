@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use tokio::io::{AsyncBufReadExt, BufReader};
+
 use super::binary;
 use crate::PINNED_BITROUTER_VERSION;
 
@@ -13,15 +15,15 @@ pub enum InstallError {
     NoCache,
     #[error("cannot run cargo (is the Rust toolchain installed?): {0}")]
     Cargo(std::io::Error),
-    #[error("`cargo install bitrouter --version {PINNED_BITROUTER_VERSION}` failed with {0}")]
-    Failed(std::process::ExitStatus),
+    #[error("`cargo install bitrouter --version {PINNED_BITROUTER_VERSION}` failed with {0}:\n{1}")]
+    Failed(std::process::ExitStatus, String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Installs the pinned daemon unless the cache already holds it; returns the binary path.
-/// Cargo's progress goes to this process's stderr.
-pub async fn install() -> Result<PathBuf, InstallError> {
+/// Each line of cargo's progress (`Compiling …`) is handed to `progress`.
+pub async fn install(mut progress: impl FnMut(&str) + Send) -> Result<PathBuf, InstallError> {
     let target = binary::cached_binary().ok_or(InstallError::NoCache)?;
     if target.is_file()
         && binary::version_of(&target).await.ok().as_deref() == Some(PINNED_BITROUTER_VERSION)
@@ -34,27 +36,43 @@ pub async fn install() -> Result<PathBuf, InstallError> {
     let scratch = tempfile::Builder::new()
         .prefix(".build-")
         .tempdir_in(&cache)?;
-    let status = tokio::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
-        .args([
-            "install",
-            "bitrouter",
-            "--version",
-            PINNED_BITROUTER_VERSION,
-            "--locked",
-            "--no-default-features",
-            "--features",
-            "sqlite",
-            "--root",
-        ])
-        .arg(scratch.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .status()
-        .await
-        .map_err(InstallError::Cargo)?;
+    let mut child =
+        tokio::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+            .args([
+                "install",
+                "bitrouter",
+                "--version",
+                PINNED_BITROUTER_VERSION,
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "sqlite",
+                "--root",
+            ])
+            .arg(scratch.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(InstallError::Cargo)?;
+    let mut tail = std::collections::VecDeque::new();
+    if let Some(stderr) = child.stderr.take() {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            progress(line.trim());
+            if tail.len() == 8 {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+    let status = child.wait().await.map_err(InstallError::Cargo)?;
     if !status.success() {
-        return Err(InstallError::Failed(status));
+        return Err(InstallError::Failed(
+            status,
+            tail.into_iter().collect::<Vec<_>>().join("\n"),
+        ));
     }
     let root = target
         .parent()

@@ -81,6 +81,8 @@ pub struct SupervisorOptions {
     pub max_health_failures: u32,
     pub log_max_bytes: u64,
     pub log_keep: usize,
+    /// Build the pinned daemon in the background when none is found (and no path was given).
+    pub auto_install: bool,
 }
 
 impl Default for SupervisorOptions {
@@ -93,6 +95,7 @@ impl Default for SupervisorOptions {
             max_health_failures: 3,
             log_max_bytes: 5 * 1024 * 1024,
             log_keep: 3,
+            auto_install: false,
         }
     }
 }
@@ -275,6 +278,7 @@ impl Run {
             }
         };
         let mut tracker = RestartTracker::new(self.options.policy);
+        let mut install_started = false;
 
         loop {
             if self.shutdown.is_cancelled() {
@@ -310,8 +314,15 @@ impl Run {
                 self.update(|s| {
                     s.state = DaemonState::NotInstalled;
                     s.healthy = false;
-                    s.last_error = info.problem.clone();
+                    // While a build runs, its progress is the message.
+                    if !install_started {
+                        s.last_error = info.problem.clone();
+                    }
                 });
+                if self.options.auto_install && self.options.binary.is_none() && !install_started {
+                    install_started = true;
+                    self.install_in_background(log.clone());
+                }
                 if !self.pause(poll.min(Duration::from_secs(5))).await {
                     break;
                 }
@@ -559,6 +570,50 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// Builds the pinned daemon while MCP keeps serving; status shows the progress, and the
+    /// supervisor starts the daemon as soon as the build is done.
+    fn install_in_background(&self, log: Arc<Mutex<RotatingLog>>) {
+        let shared = self.shared.clone();
+        let started = Instant::now();
+        let set_error = move |shared: &Shared, text: String| {
+            if let Ok(mut s) = shared.status.write() {
+                s.last_error = Some(text);
+            }
+        };
+        tracing::info!("bitrouter not found; building the pinned release in the background");
+        tokio::spawn(async move {
+            let result = install::install(|line| {
+                set_error(
+                    &shared,
+                    format!(
+                        "installing bitrouter {} ({} s): {line}",
+                        crate::PINNED_BITROUTER_VERSION,
+                        started.elapsed().as_secs()
+                    ),
+                );
+                if let Ok(mut l) = log.lock() {
+                    l.note(&format!("install: {line}"));
+                }
+            })
+            .await;
+            match result {
+                Ok(path) => {
+                    tracing::info!(path = %path.display(), "bitrouter installed");
+                    shared.restart.notify_one();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "bitrouter install failed");
+                    set_error(
+                        &shared,
+                        format!(
+                            "automatic install failed: {e}; run `bitrouter-mcp daemon install`"
+                        ),
+                    );
+                }
+            }
+        });
     }
 
     async fn restore_routes(&self, plane: &RoutePlane) {
