@@ -35,6 +35,13 @@ pub fn spawn(binary: &Path, home: &Home, log: &Arc<Mutex<RotatingLog>>) -> std::
         .arg(home.bitrouter_home())
         .arg("serve")
         .current_dir(home.bitrouter_home())
+        // The daemon logs every request (our /v1/metrics polls included) and every SQL statement
+        // at info; keep its log for what matters. BITROUTER_LOG overrides.
+        .env(
+            "RUST_LOG",
+            std::env::var("BITROUTER_LOG")
+                .unwrap_or_else(|_| "info,warp::filters::trace=warn,sqlx=warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
