@@ -21,10 +21,7 @@ fn main() -> ExitCode {
     // Logs go to stderr: stdout is the MCP channel in stdio mode.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BITROUTER_MCP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,6 +111,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `BITROUTER_MCP_LOG` (default `info`). rmcp logs whole responses at debug level, and
+/// `bitrouter_keygen`'s response holds a token: rmcp stays at info unless named explicitly.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let spec = std::env::var("BITROUTER_MCP_LOG").unwrap_or_else(|_| "info".into());
+    let verbose = spec.contains("debug") || spec.contains("trace");
+    let spec = if verbose && !spec.contains("rmcp") {
+        format!("{spec},rmcp=info")
+    } else {
+        spec
+    };
+    tracing_subscriber::EnvFilter::try_new(&spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=info"))
 }
 
 /// Asks the kernel to send us SIGTERM when our parent dies; our SIGTERM handling then stops the

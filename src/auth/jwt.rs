@@ -162,7 +162,16 @@ pub fn parse_expiration(input: &str, now: u64) -> Result<Option<u64>, AuthError>
     if s == "never" {
         return Ok(None);
     }
+    let too_far = || {
+        AuthError::invalid(
+            "exp",
+            format!("\"{input}\" is too far in the future (the latest is the end of year 9999)"),
+        )
+    };
     if let Ok(ts) = s.parse::<u64>() {
+        if ts > super::MAX_RFC3339_UNIX {
+            return Err(too_far());
+        }
         return Ok(Some(ts));
     }
     let bad = || AuthError::invalid("exp", format!("\"{input}\" is not valid: {EXPECTED}"));
@@ -182,8 +191,9 @@ pub fn parse_expiration(input: &str, now: u64) -> Result<Option<u64>, AuthError>
     };
     num.checked_mul(per_unit)
         .and_then(|secs| secs.checked_add(now))
+        .filter(|exp| *exp <= super::MAX_RFC3339_UNIX)
         .map(Some)
-        .ok_or_else(|| AuthError::invalid("exp", format!("\"{input}\" is too far in the future")))
+        .ok_or_else(too_far)
 }
 
 /// Parses `rounds:N` or `duration:Ns` as `bitrouter keygen --budget-range` does.
@@ -255,7 +265,17 @@ mod tests {
             parse_expiration("1700000000", 0).unwrap(),
             Some(1_700_000_000)
         );
-        for bad in ["", "m", "5w", "-5m", "ä", "99999999999999999999y"] {
+        for bad in [
+            "",
+            "m",
+            "5w",
+            "-5m",
+            "ä",
+            "99999999999999999999y",
+            "10000y",
+            "253402300800",
+            "18446744073709551615",
+        ] {
             let err = parse_expiration(bad, 0).unwrap_err().to_string();
             assert!(err.starts_with("exp:"), "{bad}: {err}");
         }

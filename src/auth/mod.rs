@@ -57,8 +57,15 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-/// RFC 3339 rendering of a Unix timestamp, for humans and agents.
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z).
+pub const MAX_RFC3339_UNIX: u64 = 253_402_300_799;
+
+/// RFC 3339 rendering of a Unix timestamp, for humans and agents. Times past year 9999 (which
+/// tokens minted elsewhere may carry) are shown as the raw number instead.
 pub fn rfc3339(unix: u64) -> String {
+    if unix > MAX_RFC3339_UNIX {
+        return format!("unix time {unix} (after year 9999)");
+    }
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
     humantime::format_rfc3339_seconds(t).to_string()
 }

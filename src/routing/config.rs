@@ -165,7 +165,7 @@ impl PluginConfig {
         } else {
             serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
                 path: "<inline>".into(),
-                message: e.to_string(),
+                message: hide_values(&e.to_string()),
             })?
         };
         config.validate()?;
@@ -281,6 +281,24 @@ impl PluginConfig {
     }
 }
 
+/// serde quotes the offending value (`invalid type: string "sk-…", expected …`); a value in the
+/// wrong place may be a key, so errors name the place and the expected type only.
+fn hide_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("string \"") {
+        out.push_str(&rest[..i]);
+        out.push_str("a string");
+        let after = &rest[i + "string \"".len()..];
+        rest = match after.find('"') {
+            Some(end) => &after[end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
 fn valid_ident(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
@@ -333,6 +351,25 @@ mod tests {
         let yaml = "models:\n  smart:\n    endpoints:\n      - provider: openai\n        modelId: gpt-4o\n";
         let y = PluginConfig::parse(yaml).unwrap();
         assert_eq!(y.models["smart"].strategy, Strategy::Priority);
+    }
+
+    #[test]
+    fn a_value_in_the_wrong_place_is_not_quoted() {
+        let err = PluginConfig::parse(r#"{"providers": {"pa": "sk-proj-abcdef123456"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("sk-proj-abcdef123456"), "{err}");
+        assert!(
+            err.contains("providers.pa") || err.contains("providers"),
+            "{err}"
+        );
+        let err = PluginConfig::parse(r#"{"port": "secret-in-port"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("secret-in-port") && err.contains("port"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -95,9 +95,11 @@ pub fn validate_entry(name: &str, value: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if !name_ok {
-        return Err(format!(
-            "\"{name}\" is not a variable name: expected upper-case letters, digits and _ (e.g. OPENAI_API_KEY)"
-        ));
+        // Not quoted: a pasted key whose padding holds a '=' would land here.
+        return Err(
+            "the part before '=' is not a variable name: expected upper-case letters, digits and _ (e.g. OPENAI_API_KEY=sk-...)"
+                .to_string(),
+        );
     }
     if value.trim().is_empty() || value.contains(['\n', '\r']) {
         return Err(format!("{name}: the key must be a non-empty single line"));
@@ -129,7 +131,9 @@ mod tests {
     fn entries_are_validated_without_echoing_the_value() {
         assert!(validate_entry("OPENAI_API_KEY", "sk-1").is_ok());
         let e = validate_entry("openai", "sk-secret").unwrap_err();
-        assert!(e.contains("openai") && !e.contains("sk-secret"));
+        assert!(e.contains("not a variable name") && !e.contains("sk-secret"));
+        let e = validate_entry("dGhpcyBpcyBhIGtleQ", "=").unwrap_err();
+        assert!(!e.contains("dGhpcyBpcyBhIGtleQ"), "{e}");
         let e = validate_entry("X_API_KEY", "sk-a\nb").unwrap_err();
         assert!(!e.contains("sk-a"));
     }

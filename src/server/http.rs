@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,9 @@ pub async fn serve(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
+    if auth_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(ServeError::EmptyToken);
+    }
     if !addr.ip().is_loopback() && auth_token.is_none() {
         return Err(ServeError::InsecureBind(addr));
     }
@@ -55,6 +59,11 @@ pub async fn serve(
     );
     on_bound(bound);
     tracing::info!(%bound, "MCP streamable HTTP listening on /mcp");
+    // Responses go out in more than one write; without TCP_NODELAY a client that keeps its
+    // connection (Node's fetch, the OpenClaw adapter) waits ~40 ms for a delayed ACK each call.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -39,6 +39,8 @@ pub enum ServeError {
         "refusing to serve MCP on non-loopback address {0} without a bearer token: pass --auth-token or set BITROUTER_MCP_AUTH_TOKEN"
     )]
     InsecureBind(std::net::SocketAddr),
+    #[error("--auth-token (or BITROUTER_MCP_AUTH_TOKEN) is empty: give a token or leave it unset")]
+    EmptyToken,
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
 }

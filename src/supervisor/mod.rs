@@ -418,9 +418,10 @@ impl Run {
                     end
                 }
             };
-            if let Ok(mut t) = self.shared.became_healthy.write() {
-                *t = None;
-            }
+            let was_healthy = match self.shared.became_healthy.write() {
+                Ok(mut t) => t.take().is_some(),
+                Err(_) => false,
+            };
 
             // 6. What next.
             match end {
@@ -437,7 +438,7 @@ impl Run {
                     let tail = logs::tail(&self.home.logs_dir().join(logs::LOG_NAME), 5);
                     tracing::warn!(reason, "daemon crashed");
                     let jitter = f64::from(random_u16()) / f64::from(u16::MAX) * 0.999;
-                    match tracker.on_crash(Instant::now(), started.elapsed(), jitter) {
+                    match tracker.on_crash(Instant::now(), started.elapsed(), was_healthy, jitter) {
                         Decision::RestartAfter(delay) => {
                             self.update(|s| {
                                 s.state = DaemonState::Restarting;

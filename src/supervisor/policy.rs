@@ -1,6 +1,10 @@
 //! Restart policy, named and bounded like systemd's `RestartSec` + `StartLimitBurst`: exponential
 //! backoff with jitter between restarts, reset after a stable run, and an intensity limit that
 //! gives up (state `failed`) instead of crash-looping. Pure logic over given instants.
+//!
+//! Only runs that never became healthy count toward the limit: a daemon that cannot start is
+//! hopeless, one that served and was then killed (OOM killer, an operator, chaos) is worth
+//! restarting every time — the backoff still keeps that from spinning.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -11,6 +15,8 @@ pub struct RestartPolicy {
     pub initial_backoff: Duration,
     /// Ceiling of the doubling delay.
     pub max_backoff: Duration,
+    /// Lower ceiling after a run that became healthy: it will most likely serve again at once.
+    pub max_backoff_after_healthy: Duration,
     /// A run at least this long resets the backoff.
     pub stable_after: Duration,
     /// Give up after more than `max_crashes` crashes within `window`.
@@ -23,6 +29,7 @@ impl Default for RestartPolicy {
         Self {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            max_backoff_after_healthy: Duration::from_secs(2),
             stable_after: Duration::from_secs(30),
             max_crashes: 5,
             window: Duration::from_secs(60),
@@ -52,12 +59,24 @@ impl RestartTracker {
         }
     }
 
-    /// Records a crash at `now` after a run of `uptime`; `jitter` in [0, 1) spreads the delay ±20 %.
-    pub fn on_crash(&mut self, now: Instant, uptime: Duration, jitter: f64) -> Decision {
+    /// Records a crash at `now` after a run of `uptime` that did or did not become healthy;
+    /// `jitter` in [0, 1) spreads the delay ±20 %.
+    pub fn on_crash(
+        &mut self,
+        now: Instant,
+        uptime: Duration,
+        was_healthy: bool,
+        jitter: f64,
+    ) -> Decision {
         if uptime >= self.policy.stable_after {
             self.attempt = 0;
         }
-        self.crashes.push_back(now);
+        let ceiling = if was_healthy {
+            self.policy.max_backoff_after_healthy
+        } else {
+            self.crashes.push_back(now);
+            self.policy.max_backoff
+        };
         while self
             .crashes
             .front()
@@ -76,10 +95,10 @@ impl RestartTracker {
             .policy
             .initial_backoff
             .saturating_mul(2u32.saturating_pow(self.attempt))
-            .min(self.policy.max_backoff);
+            .min(ceiling);
         self.attempt = self.attempt.saturating_add(1);
         let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
-        Decision::RestartAfter(base.mul_f64(factor).min(self.policy.max_backoff))
+        Decision::RestartAfter(base.mul_f64(factor).min(ceiling))
     }
 
     /// Forgets history: after an explicit restart or a config change.
@@ -103,7 +122,7 @@ mod tests {
         let start = Instant::now();
         let delays: Vec<Duration> = (0..10)
             .map(
-                |i| match t.on_crash(start + Duration::from_secs(i), Duration::ZERO, 0.5) {
+                |i| match t.on_crash(start + Duration::from_secs(i), Duration::ZERO, false, 0.5) {
                     Decision::RestartAfter(d) => d,
                     other => panic!("{other:?}"),
                 },
@@ -116,6 +135,7 @@ mod tests {
         let after_stable = t.on_crash(
             start + Duration::from_secs(100),
             Duration::from_secs(31),
+            true,
             0.5,
         );
         assert_eq!(
@@ -130,19 +150,37 @@ mod tests {
         let start = Instant::now();
         for i in 0..5 {
             assert!(matches!(
-                t.on_crash(start + Duration::from_secs(i), Duration::ZERO, 0.0),
+                t.on_crash(start + Duration::from_secs(i), Duration::ZERO, false, 0.0),
                 Decision::RestartAfter(_)
             ));
         }
         assert!(matches!(
-            t.on_crash(start + Duration::from_secs(5), Duration::ZERO, 0.0),
+            t.on_crash(start + Duration::from_secs(5), Duration::ZERO, false, 0.0),
             Decision::GiveUp(_)
         ));
+        // A daemon that served before it died is always restarted.
+        let mut t = RestartTracker::new(RestartPolicy::default());
+        for i in 0..20 {
+            assert!(matches!(
+                t.on_crash(
+                    start + Duration::from_secs(i),
+                    Duration::from_secs(1),
+                    true,
+                    0.0
+                ),
+                Decision::RestartAfter(_)
+            ));
+        }
         // Crashes spread over more than the window never give up.
         let mut t = RestartTracker::new(RestartPolicy::default());
         for i in 0..20 {
             assert!(matches!(
-                t.on_crash(start + Duration::from_secs(i * 15), Duration::ZERO, 0.0),
+                t.on_crash(
+                    start + Duration::from_secs(i * 15),
+                    Duration::ZERO,
+                    false,
+                    0.0
+                ),
                 Decision::RestartAfter(_)
             ));
         }
@@ -152,11 +190,11 @@ mod tests {
     fn jitter_stays_within_twenty_percent() {
         let mut t = RestartTracker::new(RestartPolicy::default());
         let now = Instant::now();
-        let Decision::RestartAfter(low) = t.on_crash(now, Duration::ZERO, 0.0) else {
+        let Decision::RestartAfter(low) = t.on_crash(now, Duration::ZERO, false, 0.0) else {
             panic!()
         };
         t.reset();
-        let Decision::RestartAfter(high) = t.on_crash(now, Duration::ZERO, 0.999) else {
+        let Decision::RestartAfter(high) = t.on_crash(now, Duration::ZERO, false, 0.999) else {
             panic!()
         };
         assert_eq!(low, Duration::from_millis(200));
