@@ -42,16 +42,8 @@ async fn one_run(metrics_poll_ms: u64) -> Run {
             {"provider": "pa", "modelId": "m1"}, {"provider": "pb", "modelId": "m2"}]}}
     }));
     let mcp = Mcp::stdio(&home, Some(&cfg)).await;
-    mcp.wait_status("healthy", Duration::from_secs(30), |s| {
-        s["daemon"]["state"] == "healthy"
-    })
-    .await;
-    mcp.ok("bitrouter_account", json!({"action": "generate"}))
-        .await;
-    let token = mcp.ok("bitrouter_keygen", json!({"exp": "1h"})).await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    mcp.wait_healthy().await;
+    let token = mcp.api_token().await;
 
     // Traffic: one request every 100 ms, outcomes timestamped.
     let outcomes: Arc<Mutex<Vec<(Instant, bool)>>> = Arc::default();

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::upstream::Upstream;
-use common::{Mcp, SERVER_BIN, TestHome, chat, free_port};
+use common::{Mcp, TestHome, chat, free_port};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -25,15 +25,8 @@ fn base(up: &Upstream, port: u16) -> Value {
 
 async fn start(home: &TestHome, cfg: &std::path::Path) -> (Mcp, String, u32) {
     let mcp = Mcp::stdio_env(home, Some(cfg), &[("PA_KEY", "pa-key-from-env")]).await;
-    let s = mcp
-        .wait_status("healthy", WAIT, |s| s["daemon"]["state"] == "healthy")
-        .await;
-    mcp.ok("bitrouter_account", json!({"action": "generate"}))
-        .await;
-    let token = mcp.ok("bitrouter_keygen", json!({"exp": "1h"})).await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let s = mcp.wait_healthy().await;
+    let token = mcp.api_token().await;
     (mcp, token, s["daemon"]["pid"].as_u64().unwrap() as u32)
 }
 
@@ -161,24 +154,8 @@ async fn keys_saved_by_auth_login_reach_the_running_daemon() {
         .unwrap();
     assert_eq!(pa["has_credentials"], false);
 
-    let mut login = std::process::Command::new(SERVER_BIN)
-        .arg("--data-dir")
-        .arg(home.data_dir())
-        .args(["auth", "login", "--stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    login
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"# keys\nPAX_API_KEY=pax-secret-991\n")
-        .unwrap();
-    let out = login.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{said}");
+    let (ok, said) = common::auth_login(&home, "# keys\nPAX_API_KEY=pax-secret-991\n");
+    assert!(ok, "{said}");
     assert!(
         said.contains("PAX_API_KEY") && !said.contains("pax-secret-991"),
         "{said}"

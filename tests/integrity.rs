@@ -46,16 +46,6 @@ fn config(
     home.write_config(&cfg)
 }
 
-async fn api_token(mcp: &Mcp) -> String {
-    mcp.ok("bitrouter_account", json!({"action": "generate"}))
-        .await;
-    mcp.ok("bitrouter_keygen", json!({"exp": "1h", "scope": "api"}))
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 async fn admin_routes(port: u16, token: &str) -> Vec<Value> {
     let r: Value = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/admin/routes"))
@@ -94,9 +84,8 @@ async fn foreign_routes_are_reverted_and_reported() {
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let port = free_port();
     let mcp = Mcp::stdio(&home, Some(&config(&home, &a, &b, port, json!({})))).await;
-    mcp.wait_status("healthy", WAIT, |s| s["daemon"]["state"] == "healthy")
-        .await;
-    let token = api_token(&mcp).await;
+    mcp.wait_healthy().await;
+    let token = mcp.api_token().await;
 
     // An agent's api token hijacks `smart` and adds a model nobody configured.
     plant(port, &token, "smart", "pb", "hijacked").await;
@@ -154,9 +143,8 @@ async fn enforce_routes_removes_unconfigured_dynamic_routes() {
     let port = free_port();
     let cfg = config(&home, &a, &b, port, json!({"enforceRoutes": true}));
     let mcp = Mcp::stdio(&home, Some(&cfg)).await;
-    mcp.wait_status("healthy", WAIT, |s| s["daemon"]["state"] == "healthy")
-        .await;
-    let token = api_token(&mcp).await;
+    mcp.wait_healthy().await;
+    let token = mcp.api_token().await;
     plant(port, &token, "rogue", "pb", "x").await;
     let s = mcp
         .wait_status("removed", WAIT, |s| {
@@ -176,9 +164,8 @@ async fn routes_are_back_before_a_restarted_daemon_is_reported_healthy() {
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
     let port = free_port();
     let mcp = Mcp::stdio(&home, Some(&config(&home, &a, &b, port, json!({})))).await;
-    mcp.wait_status("healthy", WAIT, |s| s["daemon"]["state"] == "healthy")
-        .await;
-    let token = api_token(&mcp).await;
+    mcp.wait_healthy().await;
+    let token = mcp.api_token().await;
     // The first endpoint is down: the live route must point at the second.
     a.set_mode(Mode::Fail500).await;
     let start = Instant::now();
@@ -218,9 +205,8 @@ async fn steady_traffic_loses_at_most_two_requests_when_the_first_upstream_dies(
     // Probes rarely (10 s): any quick switch comes from the traffic counters.
     let cfg = config(&home, &a, &b, port, json!({"healthCheckIntervalMs": 10000}));
     let mcp = Mcp::stdio(&home, Some(&cfg)).await;
-    mcp.wait_status("healthy", WAIT, |s| s["daemon"]["state"] == "healthy")
-        .await;
-    let token = api_token(&mcp).await;
+    mcp.wait_healthy().await;
+    let token = mcp.api_token().await;
     let mut failed = 0;
     let mut ok_after = 0;
     for i in 0..40 {

@@ -12,9 +12,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,27 +55,8 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// `bitrouter-mcp auth login --stdin`, as a user stores a provider key.
 fn auth_login(home: &TestHome, lines: &str) {
-    let mut child = std::process::Command::new(common::SERVER_BIN)
-        .arg("--data-dir")
-        .arg(home.data_dir())
-        .args(["auth", "login", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "auth login failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, printed) = common::auth_login(home, lines);
+    assert!(ok, "auth login failed: {printed}");
 }
 
 /// Chat outcomes of one gap: the time from one event (kill, SIGHUP) to the next.

@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -129,33 +128,6 @@ fn unmanaged(home: &TestHome) -> PathBuf {
         "unmanaged.json",
         &json!({"autoStart": false, "port": free_port()}),
     )
-}
-
-/// `bitrouter-mcp auth login --stdin`; returns everything it printed.
-fn auth_login(home: &TestHome, input: &str) -> (bool, String) {
-    let mut child = std::process::Command::new(common::SERVER_BIN)
-        .arg("--data-dir")
-        .arg(home.data_dir())
-        .args(["auth", "login", "--stdin"])
-        .env_remove("BITROUTER_MCP_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), printed)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -519,7 +491,7 @@ async fn planted_keys_never_show_in_tool_output_errors_or_logs() {
     let home = TestHome::new();
     let mut seen = Seen::default();
     let echo = echoing_upstream().await;
-    let (ok, printed) = auth_login(&home, &format!("ANTHROPIC_API_KEY={KEY_DOTENV}\n"));
+    let (ok, printed) = common::auth_login(&home, &format!("ANTHROPIC_API_KEY={KEY_DOTENV}\n"));
     assert!(ok, "auth login: {printed}");
     seen.add("auth login output", printed);
 
@@ -667,7 +639,7 @@ async fn planted_keys_never_show_in_tool_output_errors_or_logs() {
 
     // A key added while running restarts the daemon to load it.
     let before = mcp.ok(&mut seen, "bitrouter_status", json!({})).await;
-    let (ok, printed) = auth_login(&home, &format!("GOOGLE_API_KEY={KEY_LATE}\n"));
+    let (ok, printed) = common::auth_login(&home, &format!("GOOGLE_API_KEY={KEY_LATE}\n"));
     assert!(ok, "{printed}");
     seen.add("auth login output (running)", printed);
     let old = before["daemon"]["pid"].as_u64();
@@ -831,7 +803,7 @@ fn auth_login_errors_never_echo_a_pasted_key() {
             &KEY_DOTENV[12..]
         ),
     ] {
-        let (ok, printed) = auth_login(&home, &input);
+        let (ok, printed) = common::auth_login(&home, &input);
         assert!(!ok, "auth login should refuse {input:?}: {printed}");
         for secret in [KEY_DOTENV, pasted] {
             let core = &secret[4..secret.len() - 4];
@@ -891,7 +863,7 @@ async fn keys_tokens_and_env_are_private_even_when_the_cli_wrote_them() {
     let cli = String::from_utf8_lossy(&home.bitrouter(&["account", "--generate-key"]).stdout)
         .into_owned();
     home.bitrouter(&["keygen", "--name", "cli-token", "--exp", "1h"]);
-    let (ok, printed) = auth_login(&home, &format!("OPENAI_API_KEY={KEY_ENV}\n"));
+    let (ok, printed) = common::auth_login(&home, &format!("OPENAI_API_KEY={KEY_ENV}\n"));
     assert!(ok, "{printed}");
     let before = permission_problems(&home);
     eprintln!("as the CLI left them: {before:#?}");

@@ -47,14 +47,8 @@ async fn rig() -> Rig {
         }
     }));
     let mcp = Mcp::stdio(&home, Some(&cfg)).await;
-    mcp.wait_status("healthy", WAIT, |s| s["daemon"]["state"] == "healthy")
-        .await;
-    mcp.ok("bitrouter_account", json!({"action": "generate"}))
-        .await;
-    let token = mcp.ok("bitrouter_keygen", json!({"exp": "1h"})).await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    mcp.wait_healthy().await;
+    let token = mcp.api_token().await;
     Rig {
         home,
         mcp,

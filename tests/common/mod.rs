@@ -180,6 +180,31 @@ impl Mcp {
             .unwrap()
     }
 
+    /// Waits for a healthy daemon; returns that status.
+    pub async fn wait_healthy(&self) -> Value {
+        self.wait_status("healthy", Duration::from_secs(30), |s| {
+            s["daemon"]["state"] == "healthy"
+        })
+        .await
+    }
+
+    /// Generates an account (made active) and mints an api-scope token valid for an hour.
+    pub async fn api_token(&self) -> String {
+        self.ok(
+            "bitrouter_account",
+            serde_json::json!({"action": "generate"}),
+        )
+        .await;
+        self.ok(
+            "bitrouter_keygen",
+            serde_json::json!({"exp": "1h", "scope": "api"}),
+        )
+        .await["token"]
+            .as_str()
+            .expect("keygen returns a token")
+            .to_string()
+    }
+
     /// Polls `bitrouter_status` until `pred` holds; returns that status.
     pub async fn wait_status(
         &self,
@@ -314,6 +339,35 @@ pub fn kill(pid: u32, sig: &str) {
     assert!(ok, "kill -{sig} {pid}");
 }
 
+/// Runs `bitrouter-mcp auth login --stdin` with `input`; returns whether it succeeded and all
+/// it printed.
+pub fn auth_login(home: &TestHome, input: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(SERVER_BIN)
+        .arg("--data-dir")
+        .arg(home.data_dir())
+        .args(["auth", "login", "--stdin"])
+        .env_remove("BITROUTER_MCP_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), printed)
+}
+
 /// POSTs an OpenAI chat completion for `model` to the daemon on `port`; returns status and body
 /// (status 0 when the request itself failed, e.g. timed out).
 pub async fn chat(port: u16, token: &str, model: &str) -> (u16, String) {
@@ -404,6 +458,35 @@ impl Daemon {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Runs `bitrouter-mcp auth login --stdin` with `input`; returns whether it succeeded and all
+    /// it printed.
+    pub fn auth_login(home: &TestHome, input: &str) -> (bool, String) {
+        use std::io::Write;
+        let mut child = std::process::Command::new(SERVER_BIN)
+            .arg("--data-dir")
+            .arg(home.data_dir())
+            .args(["auth", "login", "--stdin"])
+            .env_remove("BITROUTER_MCP_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), printed)
     }
 
     /// POSTs an OpenAI chat completion for `model` with `token`; returns status and body text.
