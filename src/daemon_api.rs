@@ -37,10 +37,6 @@ impl DaemonClient {
         }
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     /// `GET /health`: healthy when it answers 200 with `{"status":"ok"}`.
     pub async fn health(&self) -> HealthProbe {
         let started = Instant::now();

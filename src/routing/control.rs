@@ -287,11 +287,6 @@ impl RoutePlane {
         self.table.subscribe()
     }
 
-    /// The admin token (for tests of route integrity and for nothing an agent can reach).
-    pub fn admin_token(&self) -> String {
-        self.admin.get()
-    }
-
     /// The supervisor says whether the daemon is up (with our routes applied).
     pub fn set_daemon_healthy(&self, healthy: bool) {
         let changed = {

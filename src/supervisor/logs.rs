@@ -54,10 +54,6 @@ impl RotatingLog {
         self.redactor = redactor;
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Appends one line (cleaned), rotating first when the file would pass its bound.
     pub fn write_line(&mut self, line: &str) -> io::Result<()> {
         let clean = self.redactor.redact(&strip_ansi(line));

@@ -182,11 +182,6 @@ impl Supervisor {
         s
     }
 
-    /// Whether this supervisor runs the daemon (`autoStart`).
-    pub fn managed(&self) -> bool {
-        self.status().managed
-    }
-
     /// Restarts the daemon now and clears a `failed` state (SIGHUP).
     pub fn request_restart(&self) {
         self.shared.restart.notify_one();
