@@ -31,6 +31,19 @@ import { RouteCache } from "./routing.js";
  * this name (replacing the one an earlier start saved); short-lived processes mint without a name.
  */
 export const KEYGEN_ARGS = Object.freeze({ scope: "api", exp: "30d", name: "openclaw" });
+
+/**
+ * The model allowlist of OpenClaw's token: in selective mode with virtual models configured, those
+ * names plus direct `provider:model_id` routing — nothing else. With `interceptAllModels` (any model
+ * may arrive) or no virtual models, no allowlist.
+ * @param {{ interceptAllModels: boolean, models: Record<string, unknown> }} config
+ * @returns {string[] | undefined}
+ */
+export function tokenModels(config) {
+  const names = Object.keys(config.models ?? {});
+  if (config.interceptAllModels || names.length === 0) return undefined;
+  return [...names.sort(), "*:*"];
+}
 /** The server's refusals that ensureToken knows how to resolve. */
 const NO_ACCOUNT_RE = /no active account/i;
 const NAME_TAKEN_RE = /already exists/i;
@@ -521,7 +534,9 @@ export class BitrouterRuntime {
       this.env[API_KEY_ENV] = token;
       this.tokenWarned = false;
       this.logger.info(
-        `[bitrouter] minted a BitRouter API token for OpenClaw (scope api, expires ${new Date(exp).toISOString()})` +
+        `[bitrouter] minted a BitRouter API token for OpenClaw (scope api` +
+          (Array.isArray(res?.claims?.models) ? `, models ${res.claims.models.join(" ")}` : "") +
+          `, expires ${new Date(exp).toISOString()})` +
           (res?.saved_to ? `; saved to ${res.saved_to}` : ""),
       );
     } catch (e) {
@@ -545,9 +560,11 @@ export class BitrouterRuntime {
    * @param {boolean} save
    */
   async mintToken(client, save) {
-    /** @type {Record<string, string>} */
+    /** @type {Record<string, unknown>} */
     let args = { ...KEYGEN_ARGS };
     if (!save) delete args.name;
+    const models = tokenModels(this.config);
+    if (models) args.models = models;
     let accountTried = false;
     let removeTried = false;
     for (;;) {

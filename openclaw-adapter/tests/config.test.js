@@ -180,3 +180,13 @@ describe("config", () => {
     assert.equal(fallbackStateDir({ OPENCLAW_HOME: "/h" }), path.join("/h", ".openclaw"));
   });
 });
+
+it("OpenClaw's token is limited to the virtual models and direct routing in selective mode", async () => {
+  const { tokenModels } = await import("../src/runtime.js");
+  assert.deepEqual(
+    tokenModels({ interceptAllModels: false, models: { smart: {}, fast: {} } }),
+    ["fast", "smart", "*:*"],
+  );
+  assert.equal(tokenModels({ interceptAllModels: true, models: { smart: {} } }), undefined);
+  assert.equal(tokenModels({ interceptAllModels: false, models: {} }), undefined);
+});

@@ -12,6 +12,9 @@ import { _resetMintedTokens } from "../src/runtime.js";
 import { SAMPLE_ROUTES } from "./helpers/fake-mcp-server.js";
 import { FakeBitrouter, callGateway, fakeApi, fakeSpawn, waitFor } from "./helpers/fakes.js";
 
+/** The token allowlist for the fixture config: its virtual models plus direct routing. */
+const SELECTIVE_MODELS = ["fast", "smart", "*:*"];
+
 const SEED_EXAMPLE = {
   port: 8787,
   host: "127.0.0.1",
@@ -196,7 +199,7 @@ describe("before_model_resolve", () => {
     assert.ok(t.server.clients.every((c) => c.closed), "no connection left open");
     assert.match(t.env.BITROUTER_API_KEY, /^[\w-]+\.[\w-]+\.[\w-]+$/);
     const keygen = t.server.calls.find((c) => c.method === "tools/call" && c.params.name === "bitrouter_keygen");
-    assert.deepEqual(keygen.params.arguments, { scope: "api", exp: "30d" }, "a per-process token is not saved");
+    assert.deepEqual(keygen.params.arguments, { scope: "api", exp: "30d", models: SELECTIVE_MODELS }, "a per-process token is not saved");
     assert.deepEqual([...t.server.savedTokens], [], "no token file per `agent --local` run");
   });
 
@@ -288,7 +291,7 @@ describe("service", () => {
   it("mints the OpenClaw credential with bitrouter_keygen and exports BITROUTER_API_KEY", async () => {
     const t = await started();
     const keygen = t.server.calls.find((c) => c.method === "tools/call" && c.params.name === "bitrouter_keygen");
-    assert.deepEqual(keygen.params.arguments, { scope: "api", exp: "30d", name: "openclaw" });
+    assert.deepEqual(keygen.params.arguments, { scope: "api", exp: "30d", name: "openclaw", models: SELECTIVE_MODELS });
     assert.match(t.env.BITROUTER_API_KEY, /^[\w-]+\.[\w-]+\.[\w-]+$/);
     assert.doesNotMatch(t.logText(), new RegExp(t.env.BITROUTER_API_KEY.replace(/[.]/g, "\\.")), "token never logged");
     // A later refresh keeps the fresh token.
@@ -318,9 +321,9 @@ describe("service", () => {
     const t = await started({ bitrouter: { savedTokens: ["openclaw"] } });
     const tools = t.server.calls.filter((c) => c.method === "tools/call").map((c) => c.params);
     assert.deepEqual(tools.slice(0, 3), [
-      { name: "bitrouter_keygen", arguments: { scope: "api", exp: "30d", name: "openclaw" } },
+      { name: "bitrouter_keygen", arguments: { scope: "api", exp: "30d", name: "openclaw", models: SELECTIVE_MODELS } },
       { name: "bitrouter_keys", arguments: { action: "remove", name: "openclaw" } },
-      { name: "bitrouter_keygen", arguments: { scope: "api", exp: "30d", name: "openclaw" } },
+      { name: "bitrouter_keygen", arguments: { scope: "api", exp: "30d", name: "openclaw", models: SELECTIVE_MODELS } },
     ]);
     assert.equal(t.server.keygenCount, 1);
     assert.deepEqual([...t.server.savedTokens], ["openclaw"]);
@@ -358,7 +361,7 @@ describe("service", () => {
     t.runtime.createClient = t.server.createClient;
     await t.service.start(t.serviceCtx);
     const keygens = t.server.calls.filter((c) => c.params?.name === "bitrouter_keygen").map((c) => c.params.arguments);
-    assert.deepEqual(keygens.at(-1), { scope: "api", exp: "30d" });
+    assert.deepEqual(keygens.at(-1), { scope: "api", exp: "30d", models: SELECTIVE_MODELS });
     assert.match(t.env.BITROUTER_API_KEY, /^[\w-]+\.[\w-]+\.[\w-]+$/);
   });
 
