@@ -17,6 +17,7 @@ use bitrouter_mcp::supervisor::{Supervisor, SupervisorOptions, install};
 use cli::{AuthCommand, Cli, Command, DaemonCommand, LoginArgs};
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     // Logs go to stderr: stdout is the MCP channel in stdio mode.
     tracing_subscriber::fmt()
@@ -110,6 +111,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             eprintln!("bitrouter installed at {}", path.display());
             Ok(())
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own arena and keeps what sessions freed in them;
+/// two arenas hold RSS flat under many HTTP sessions at no measurable speed cost here.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
