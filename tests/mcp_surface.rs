@@ -381,3 +381,27 @@ async fn bad_arguments_name_the_argument_and_leave_no_file() {
     assert!(msg.contains("\"uri\""), "error data names the uri: {msg}");
     mcp.close().await;
 }
+
+/// The tool list (names, descriptions, input and output schemas, annotations) is a contract with
+/// every agent that found these tools: a change must show up as a reviewed diff of
+/// `tests/snapshots/tools.json`. Regenerate with `UPDATE_SNAPSHOTS=1 cargo test --test mcp_surface`.
+#[tokio::test]
+async fn tool_list_matches_the_reviewed_snapshot() {
+    let home = TestHome::new();
+    let mcp = Mcp::stdio(&home, None).await;
+    let mut tools = mcp.client.list_all_tools().await.unwrap();
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut current = serde_json::to_string_pretty(&tools).unwrap();
+    current.push('\n');
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/tools.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let reviewed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        reviewed == current,
+        "the tool list changed; review the diff and regenerate {} with UPDATE_SNAPSHOTS=1\n--- reviewed\n{reviewed}\n--- current\n{current}",
+        path.display()
+    );
+    mcp.close().await;
+}
