@@ -16,7 +16,7 @@ use common::{Mcp, TestHome, chat, free_port, kill};
 use rmcp::model::{ResourceUpdatedNotificationParam, SubscribeRequestParams};
 use rmcp::service::NotificationContext;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientServiceExt, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -299,6 +299,68 @@ async fn subscribers_hear_when_the_route_table_changes() {
             break;
         }
         assert!(start.elapsed() < WAIT);
+    }
+    let _ = client.cancel().await;
+}
+
+/// The same over protocol 2026-07-28, where subscriptions are `subscriptions/listen` streams.
+#[tokio::test]
+async fn listen_streams_route_table_updates_on_the_modern_protocol() {
+    let home = TestHome::new();
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let cfg = config(&home, &a, &b, free_port(), json!({}));
+    let mut cmd = common::server_command(&home, &cfg, &[]);
+    cmd.args(["serve", "--stdio"]);
+    let client = ()
+        .serve_with_lifecycle(
+            TokioChildProcess::new(cmd).unwrap(),
+            rmcp::ClientLifecycleMode::Discover {
+                preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
+    let mut updates = client
+        .listen(
+            rmcp::model::SubscriptionFilter::builder()
+                .resource_subscription("bitrouter://routes")
+                .build(),
+        )
+        .await
+        .unwrap();
+    // The daemon coming up with our routes is the first change.
+    let first = tokio::time::timeout(WAIT, updates.next())
+        .await
+        .expect("an update within the wait")
+        .unwrap()
+        .expect("the stream stays open");
+    let rmcp::model::ServerNotification::ResourceUpdatedNotification(update) = first else {
+        panic!("expected a resource update, got {first:?}");
+    };
+    assert_eq!(update.params.uri, "bitrouter://routes");
+    a.set_mode(Mode::Fail500).await;
+    let start = Instant::now();
+    loop {
+        tokio::time::timeout(WAIT, updates.next())
+            .await
+            .expect("updates keep coming while the route changes")
+            .unwrap()
+            .expect("the stream stays open");
+        let table = client
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(
+                "bitrouter://routes",
+            ))
+            .await
+            .unwrap();
+        let rmcp::model::ResourceContents::TextResourceContents { text, .. } = &table.contents[0]
+        else {
+            panic!("text contents expected");
+        };
+        let v: Value = serde_json::from_str(text.as_str()).unwrap();
+        if v["models"][0]["endpoints"][1]["active"] == true {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "no failover seen: {v:#}");
     }
     let _ = client.cancel().await;
 }
