@@ -460,35 +460,6 @@ impl Daemon {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Runs `bitrouter-mcp auth login --stdin` with `input`; returns whether it succeeded and all
-    /// it printed.
-    pub fn auth_login(home: &TestHome, input: &str) -> (bool, String) {
-        use std::io::Write;
-        let mut child = std::process::Command::new(SERVER_BIN)
-            .arg("--data-dir")
-            .arg(home.data_dir())
-            .args(["auth", "login", "--stdin"])
-            .env_remove("BITROUTER_MCP_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let printed = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), printed)
-    }
-
     /// POSTs an OpenAI chat completion for `model` with `token`; returns status and body text.
     pub async fn chat(&self, token: &str, model: &str) -> (u16, String) {
         chat(self.port, token, model).await
