@@ -104,7 +104,6 @@ struct State {
     /// Foreign routes already reported (model + what was found), so each is reported once.
     reported: BTreeSet<String>,
     daemon_healthy: bool,
-    updated_at: u64,
 }
 
 /// A short-lived admin token from an in-memory key, re-minted before it expires.
@@ -207,10 +206,7 @@ impl RoutePlane {
             .no_proxy()
             .build()
             .unwrap_or_default();
-        let mut state = State {
-            updated_at: now_unix(),
-            ..Default::default()
-        };
+        let mut state = State::default();
         for t in &setup.targets {
             state.health.entry(t.id()).or_default();
         }
@@ -318,13 +314,15 @@ impl RoutePlane {
                 })
                 .collect(),
             switches: s.switches.clone(),
-            updated_at: rfc3339(s.updated_at),
+            updated_at: rfc3339(now_unix()),
         }
     }
 
     /// Builds the table from the state and sends it when something other than the time changed.
     fn publish(&self) {
         let setup = self.setup();
+        // File I/O (.env) stays outside the state lock.
+        let providers = super::credentials::providers(&self.home, &setup.config);
         let s = self.lock();
         let models = setup
             .config
@@ -366,7 +364,6 @@ impl RoutePlane {
                 }
             })
             .collect();
-        let providers = crate::tools::status::providers(&self.home, &setup.config);
         let mut table = RouteTable {
             models,
             direct_providers: providers

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::config::PluginConfig;
 use super::endpoints::{builtin, effective_env_prefix};
+use crate::home::Home;
 
 /// One provider as status shows it: no secret, just where its key would come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -35,6 +36,16 @@ pub fn env_reference(value: &str) -> Option<&str> {
 /// Names of the variables set in a `.env` file (values are not kept).
 pub fn env_file_keys(path: &Path) -> BTreeSet<String> {
     super::env_file::read(path).into_keys().collect()
+}
+
+/// The providers as status and the route table show them: credentials from this process's
+/// environment and BitRouter's `.env`.
+pub fn providers(home: &Home, config: &PluginConfig) -> Vec<ProviderSummary> {
+    summarize(
+        config,
+        |var| std::env::var_os(var).is_some_and(|v| !v.is_empty()),
+        &env_file_keys(&home.env_file()),
+    )
 }
 
 /// The variables `auth login` asks for: each known provider's key variable, built-ins first.

@@ -58,6 +58,7 @@ pub struct MetricsTable {
     pub endpoints: Vec<EndpointMetrics>,
     /// Route switches per virtual model since this server started.
     pub switches: std::collections::BTreeMap<String, u64>,
+    /// When these counters were read (RFC 3339).
     pub updated_at: String,
 }
 

@@ -252,11 +252,7 @@ impl Run {
 
     fn redactor(&self, config: &PluginConfig) -> Redactor {
         let rendered = daemon_config::render(config);
-        let env_file = std::fs::read_to_string(self.home.env_file()).unwrap_or_default();
-        let from_file = env_file
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(_, v)| v.trim().trim_matches('"').to_string());
+        let from_file = env_file::read(&self.home.env_file()).into_values();
         Redactor::from_env_and(rendered.env.into_values().chain(from_file))
     }
 

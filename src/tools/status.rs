@@ -59,15 +59,6 @@ pub struct ModelSummary {
     pub endpoints: Vec<String>,
 }
 
-/// The providers as status and the route table show them.
-pub fn providers(home: &Home, config: &PluginConfig) -> Vec<ProviderSummary> {
-    credentials::summarize(
-        config,
-        |var| std::env::var_os(var).is_some_and(|v| !v.is_empty()),
-        &credentials::env_file_keys(&home.env_file()),
-    )
-}
-
 pub fn run(
     home: &Home,
     config: &PluginConfig,
@@ -91,7 +82,7 @@ pub fn run(
             env_file: home.env_file().display().to_string(),
             logs_dir: home.logs_dir().display().to_string(),
         },
-        providers: providers(home, config),
+        providers: credentials::providers(home, config),
         models: config
             .models
             .iter()
