@@ -3,6 +3,8 @@
 
 pub mod args;
 pub mod http;
+pub mod peer;
+pub mod sessions;
 pub mod state;
 pub mod stdio;
 pub mod subscriptions;
@@ -12,10 +14,10 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, ListResourcesResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter,
-    UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResult, ContentBlock, CustomRequest, CustomResult,
+    Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
+    ServerConfig, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -50,8 +52,52 @@ pub const ROUTES_URI: &str = "bitrouter://routes";
 /// URI of the per-endpoint counters resource.
 pub const METRICS_URI: &str = "bitrouter://metrics";
 
+/// MCP methods this server serves; a request for one of them reaching `on_custom_request` had
+/// params rmcp could not parse.
+const SERVED_METHODS: [&str; 9] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "subscriptions/listen",
+];
+
+fn custom_request_error(method: &str, params: Option<serde_json::Value>) -> ErrorData {
+    if !SERVED_METHODS.contains(&method) {
+        // What rmcp answers by default.
+        return ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            crate::redact::clip(method),
+            None,
+        );
+    }
+    let why = match (method, params) {
+        ("tools/call", Some(params)) => {
+            match serde_path_to_error::deserialize::<_, CallToolRequestParams>(params) {
+                Err(e) if e.path().to_string() == "arguments" => {
+                    "`arguments` must be an object of named arguments (e.g. {\"action\": \"list\"})"
+                        .to_string()
+                }
+                Err(e) => format!("{}: {}", e.path(), e.inner()),
+                Ok(_) => "params do not match the MCP schema".to_string(),
+            }
+        }
+        (_, None) => "params are missing".to_string(),
+        _ => "params do not match the MCP schema".to_string(),
+    };
+    ErrorData::invalid_params(
+        crate::redact::clip(&format!("invalid params for {method}: {why}")),
+        None,
+    )
+}
+
 fn tool_error(e: ToolError) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(e.0)])
+    // A bad argument may be huge; the agent gets its start and length.
+    CallToolResult::error(vec![ContentBlock::text(crate::redact::clip(&e.0))])
 }
 
 /// One MCP server; cheap to clone (the HTTP transport makes one per session).
@@ -180,6 +226,17 @@ impl ServerHandler for BitrouterServer {
              The resource bitrouter://routes holds the live route table. The daemon's lifecycle \
              is managed by this server and cannot be changed through tools.",
         )
+    }
+
+    /// rmcp hands a standard request whose params do not parse (e.g. `tools/call` with
+    /// `arguments` as an array) here as if its method were unknown (-32601). It is a request for
+    /// a method we have with invalid params: -32602, naming what is wrong.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        Err(custom_request_error(&request.method, request.params))
     }
 
     async fn list_resources(
