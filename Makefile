@@ -38,4 +38,4 @@ test: lint rust-test adapter-test conformance e2e
 
 # Benchmarks (figures printed, not asserted): daemon lifecycle and failover on the real daemon.
 bench: bitrouter
-	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo bench --locked --bench mcp --bench lifecycle --bench failover
+	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo bench --locked --bench mcp --bench lifecycle --bench failover --bench sessions
