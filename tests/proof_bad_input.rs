@@ -1425,3 +1425,25 @@ async fn http_sessions_are_capped_and_the_longest_idle_goes_first() {
     );
     let _ = server.kill().await;
 }
+
+#[tokio::test]
+async fn sigterm_ends_a_stdio_server_whose_client_never_initialized() {
+    let home = TestHome::new();
+    let cfg = unmanaged_config(&home);
+    let mut cmd = common::server_command(&home, &cfg, &[]);
+    cmd.args(["serve", "--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    // stdin stays open and silent, as with a client that hangs before `initialize`.
+    let _stdin = child.stdin.take().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    common::kill(child.id().unwrap(), "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("the server exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -20,11 +20,17 @@ use super::{AppState, BitrouterServer, ServeError};
 
 /// Serves until the client closes stdin or `shutdown` fires.
 pub async fn serve(state: Arc<AppState>, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let transport = Checked::new(tokio::io::stdin(), tokio::io::stdout());
-    let service = BitrouterServer::new(state)
-        .serve(transport)
-        .await
-        .map_err(|e| ServeError::Stdio(e.to_string()))?;
+    // Pipes (how clients start stdio servers) are read on the reactor, not the blocking pool: a
+    // blocking stdin read cannot be cancelled and would keep SIGTERM from ending the process.
+    let (read, write) = rmcp::transport::stdio_pipes();
+    let transport = Checked::new(read, write);
+    // `serve` waits for the client's `initialize`; a SIGTERM before it must still end us.
+    let service = tokio::select! {
+        s = BitrouterServer::new(state).serve(transport) => {
+            s.map_err(|e| ServeError::Stdio(e.to_string()))?
+        }
+        _ = shutdown.cancelled() => return Ok(()),
+    };
     let cancel = service.cancellation_token();
     tokio::select! {
         r = service.waiting() => { r.map_err(|e| ServeError::Stdio(e.to_string()))?; }
