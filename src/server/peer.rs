@@ -1,11 +1,13 @@
 //! Only the server's own user may use MCP over loopback HTTP without a bearer token.
 //!
 //! Any local user can connect to a loopback port, and the tools can mint admin tokens and remove
-//! keys. On Linux the kernel lists every TCP socket with the uid that owns it in `/proc/net/tcp`
-//! (and `tcp6`); the client's end of an accepted connection is the entry whose local address is
-//! our peer and whose remote address is us. Connections from other uids get a 403 and are closed
-//! before any MCP byte is read. Clients need no configuration (the Inspector, Claude Code and the
-//! OpenClaw adapter connect as before), which a generated token file could not offer.
+//! keys. On Linux the kernel knows the uid owning every TCP socket: the client's end of an accepted
+//! connection is the socket whose local address is our peer and whose remote address is us. It is
+//! looked up by that exact address pair over netlink (`sock_diag`, what `ss` uses; microseconds),
+//! falling back to a scan of `/proc/net/tcp{,6}` (which walks the whole socket table: ~20 ms on a
+//! large machine). Connections from other uids get a 403 and are closed before any MCP byte is
+//! read. Clients need no configuration (the Inspector, Claude Code and the OpenClaw adapter connect
+//! as before), which a generated token file could not offer.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -17,6 +19,15 @@ use tokio::net::{TcpListener, TcpStream};
 /// it. Linux only; elsewhere `None`.
 pub fn socket_owner(client: SocketAddr, server: SocketAddr) -> Option<u32> {
     let (client, server) = (canonical(client), canonical(server));
+    #[cfg(target_os = "linux")]
+    if let Some(uid) = diag::owner(client, server) {
+        return Some(uid);
+    }
+    proc_owner(client, server)
+}
+
+/// [`socket_owner`] by scanning `/proc/net/tcp{,6}`.
+fn proc_owner(client: SocketAddr, server: SocketAddr) -> Option<u32> {
     let files: &[&str] = match client.ip() {
         IpAddr::V4(_) => &["/proc/net/tcp", "/proc/net/tcp6"],
         IpAddr::V6(_) => &["/proc/net/tcp6"],
@@ -55,6 +66,118 @@ fn owner_in(table: &str, local: &str, remote: &str) -> Option<u32> {
             .then(|| cols[7].parse().ok())
             .flatten()
     })
+}
+
+/// One `SOCK_DIAG_BY_FAMILY` request for one TCP socket by its address pair.
+#[cfg(target_os = "linux")]
+mod diag {
+    use std::net::{IpAddr, SocketAddr};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    const NETLINK_SOCK_DIAG: libc::c_int = 4;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    /// `nlmsghdr` (16 bytes) + `inet_diag_req_v2` (56 bytes).
+    const REQUEST_LEN: usize = 72;
+    /// Offset of `idiag_uid` in the answer: `nlmsghdr` (16) + family/state/timer/retrans (4) +
+    /// `inet_diag_sockid` (48) + expires/rqueue/wqueue (12).
+    const UID_AT: usize = 80;
+
+    /// The uid owning the socket whose local end is `local` and remote end `remote`.
+    pub fn owner(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
+        let family = match (local.ip(), remote.ip()) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => libc::AF_INET,
+            (IpAddr::V6(_), IpAddr::V6(_)) => libc::AF_INET6,
+            _ => return None,
+        };
+        let request = request(family, local, remote);
+        // SAFETY: plain socket(2); the result is checked and owned below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                NETLINK_SOCK_DIAG,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` is a new descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let timeout = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        // SAFETY: the option value points at a live timeval of the size given.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const timeout).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+        }
+        // SAFETY: an all-zero sockaddr_nl is valid (pid 0: the kernel).
+        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: the buffer and address point at live values of the lengths given.
+        let sent = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                request.as_ptr().cast(),
+                request.len(),
+                0,
+                (&raw const kernel).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if sent != request.len() as isize {
+            return None;
+        }
+        let mut answer = [0u8; 512];
+        // SAFETY: the buffer is live and writable for its whole length.
+        let got =
+            unsafe { libc::recv(fd.as_raw_fd(), answer.as_mut_ptr().cast(), answer.len(), 0) };
+        let got = usize::try_from(got).ok()?;
+        let kind = u16::from_ne_bytes([answer[4], answer[5]]);
+        // An unknown pair answers NLMSG_ERROR (ENOENT).
+        if got < UID_AT + 4 || kind != SOCK_DIAG_BY_FAMILY {
+            return None;
+        }
+        Some(u32::from_ne_bytes([
+            answer[UID_AT],
+            answer[UID_AT + 1],
+            answer[UID_AT + 2],
+            answer[UID_AT + 3],
+        ]))
+    }
+
+    fn request(family: libc::c_int, local: SocketAddr, remote: SocketAddr) -> [u8; REQUEST_LEN] {
+        let mut r = [0u8; REQUEST_LEN];
+        r[0..4].copy_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
+        r[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        r[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+        r[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        // inet_diag_req_v2
+        r[16] = family as u8;
+        r[17] = libc::IPPROTO_TCP as u8;
+        r[20..24].copy_from_slice(&u32::MAX.to_ne_bytes()); // every state
+        // inet_diag_sockid: ports and addresses in network order, then interface and cookie.
+        r[24..26].copy_from_slice(&local.port().to_be_bytes());
+        r[26..28].copy_from_slice(&remote.port().to_be_bytes());
+        let octets = |ip: IpAddr| -> Vec<u8> {
+            match ip {
+                IpAddr::V4(v4) => v4.octets().to_vec(),
+                IpAddr::V6(v6) => v6.octets().to_vec(),
+            }
+        };
+        let (src, dst) = (octets(local.ip()), octets(remote.ip()));
+        r[28..28 + src.len()].copy_from_slice(&src);
+        r[44..44 + dst.len()].copy_from_slice(&dst);
+        // No cookie to match (INET_DIAG_NOCOOKIE).
+        r[64..72].copy_from_slice(&[0xff; 8]);
+        r
+    }
 }
 
 /// This process's uid.
@@ -124,12 +247,21 @@ impl Listener for SameUser {
     }
 }
 
-/// Answers 403 after reading (a bounded part of) the request, so the client sees the reason
-/// rather than a reset.
+/// Answers 403 after reading the request head, then drains what the client still sends until it
+/// closes: closing with unread input would reset the connection and lose the answer.
 async fn refuse(mut stream: TcpStream, uid: Option<u32>) {
-    let mut buf = [0u8; 8192];
-    let _ =
-        tokio::time::timeout(std::time::Duration::from_millis(500), stream.read(&mut buf)).await;
+    use std::time::Duration;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_head = async {
+        while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), read_head).await;
     let body = match uid {
         Some(uid) => format!(
             "this MCP server serves only its own user (uid {}); the connection came from uid {uid}. \
@@ -144,8 +276,19 @@ async fn refuse(mut stream: TcpStream, uid: Option<u32>) {
         "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = stream.write_all(response.as_bytes()).await;
+    if stream.write_all(response.as_bytes()).await.is_err() {
+        return;
+    }
     let _ = stream.shutdown().await;
+    let drain = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
 }
 
 #[cfg(test)]
@@ -177,6 +320,25 @@ mod tests {
     #[tokio::test]
     async fn a_real_connection_is_owned_by_this_process_user() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let local = stream.local_addr().unwrap();
+        assert_eq!(socket_owner(peer, local), Some(own_uid()));
+        assert_eq!(diag::owner(peer, local), Some(own_uid()), "netlink");
+        assert_eq!(proc_owner(peer, local), Some(own_uid()), "/proc fallback");
+        // Our own end belongs to us too, and a pair that does not exist to nobody.
+        assert_eq!(diag::owner(local, peer), Some(own_uid()));
+        let nowhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(diag::owner(nowhere, local), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn ipv6_loopback_connections_are_looked_up_too() {
+        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+            return; // no IPv6 here
+        };
         let addr = listener.local_addr().unwrap();
         let _client = TcpStream::connect(addr).await.unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
