@@ -244,3 +244,42 @@ async fn probes_trust_the_ca_in_ssl_cert_file_and_name_an_unknown_one() {
     }
     mcp.close().await;
 }
+
+#[tokio::test]
+async fn a_machine_without_trust_roots_still_serves_and_says_why_https_fails() {
+    // A slim container without a CA bundle: SSL_CERT_FILE/DIR name nothing, so no roots load.
+    let home = TestHome::new();
+    let (cert, key) = leaf(&test_ca("some CA"));
+    let (https, _) = listen(Some(acceptor(cert, key))).await;
+    let (plain, plain_seen) = listen(None).await;
+    let cfg = config(
+        &home,
+        json!({
+            "secure": {"derives": "openai", "apiBase": format!("https://{https}/v1"), "apiKey": "k-secure-123456"},
+            "plain": {"derives": "openai", "apiBase": format!("http://{plain}/v1"), "apiKey": "k-plain-123456"}
+        }),
+    );
+    let nowhere = home.dir.path().join("no-such-roots");
+    let nowhere = nowhere.to_str().unwrap();
+    let mcp = Mcp::stdio_env(
+        &home,
+        Some(&cfg),
+        &[("SSL_CERT_FILE", nowhere), ("SSL_CERT_DIR", nowhere)],
+    )
+    .await;
+    let routes = wait_routes(&mcp, "plain healthy, https unhealthy", |r| {
+        endpoint(r, "plain")["health"] == "healthy"
+            && endpoint(r, "secure")["health"] == "unhealthy"
+    })
+    .await;
+    let error = endpoint(&routes, "secure")["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("probe: TLS handshake failed: no trusted roots on this machine"),
+        "{error}"
+    );
+    assert!(!plain_seen.lock().unwrap().is_empty());
+    mcp.close().await;
+}
