@@ -92,6 +92,7 @@ async fn one_run(metrics_poll_ms: u64) -> Run {
 
 #[tokio::main]
 async fn main() {
+    bitrouter_mcp::tls::ensure_crypto_provider();
     println!(
         "bitrouter {} failover, priority model, ~10 req/s, first upstream refuses connections",
         bitrouter_mcp::PINNED_BITROUTER_VERSION
