@@ -252,7 +252,7 @@ npx_run() { # <label> <tools dir>
   t="$(now)"
   user_env "$home" "$tools" BITROUTER_MCP_CONFIG="$home/bitrouter.json" BITROUTER_MCP_LOG=warn \
     node "$REPO/scripts/npm-e2e/stdio-client.mjs" 180 npx -y "$MAIN@$VERSION" serve --stdio >"$WORK/npx-$label.json" 2>"$WORK/npx-$label.err" || true
-  log "npx ($label): first answer after $(json_get "$WORK/npx-$label.json" 'd.firstAnswerMs/1000') s, daemon healthy after $(json_get "$WORK/npx-$label.json" 'd.healthyMs/1000') s (total $(since "$t") s)"
+  log "npx ($label): first answer after $(json_get "$WORK/npx-$label.json" 'd.firstAnswerMs/1000') s, daemon healthy after $(json_get "$WORK/npx-$label.json" 'd.healthyMs/1000') s, stopped $(json_get "$WORK/npx-$label.json" 'd.shutdownMs/1000') s after stdin closed (total $(since "$t") s)"
   local pid
   pid="$(json_get "$WORK/npx-$label.json" 'd.status && d.status.daemon.pid')"
   [ -n "$pid" ] && DAEMON_PIDS+=("$pid")
@@ -333,7 +333,11 @@ STEPS="$STEPS, gateway ready $(since "$T_INSTALL") s"
 for _ in $(seq 1 120); do grep -q '\[bitrouter\] daemon healthy' "$WORK/gateway.log" && break; sleep 0.5; done
 STEPS="$STEPS, daemon healthy $(since "$T_INSTALL") s"
 
-oc gateway call bitrouter.status --port "$GW_PORT" --token e2e-token --json >"$WORK/oc-status.json" 2>"$WORK/oc-status.err" || true
+# A busy gateway can take more than the CLI's default 10 s to answer; ask again once.
+for _ in 1 2; do
+  oc gateway call bitrouter.status --port "$GW_PORT" --token e2e-token --timeout 60000 --json >"$WORK/oc-status.json" 2>"$WORK/oc-status.err" &&
+    break
+done
 SERVER_PID="$(json_get "$WORK/oc-status.json" 'd.openclaw && d.openclaw.pid')"
 DAEMON_PID="$(json_get "$WORK/oc-status.json" 'd.daemon && d.daemon.pid')"
 DAEMON_PIDS+=("$SERVER_PID" "$DAEMON_PID")

@@ -2,7 +2,7 @@
 // A minimal MCP client over stdio for the npm install test: spawns the command it is given (e.g.
 // `npx -y bitrouter-supervisor-mcp serve --stdio`), initializes, lists the tools, polls bitrouter_status
 // until the daemon is healthy, then closes stdin (which must stop the server and its daemon) and prints
-// one JSON object: { tools, status, firstAnswerMs, healthyMs, exit: {code, signal}, daemonGone, stderr }.
+// one JSON object: { tools, status, firstAnswerMs, healthyMs, shutdownMs, exit: {code, signal}, daemonGone, stderr }.
 // Usage: stdio-client.mjs TIMEOUT_SECONDS COMMAND [ARGS...]
 import { spawn } from "node:child_process";
 
@@ -75,6 +75,7 @@ try {
   }
   const healthyMs = Date.now() - t0;
   child.stdin.end();
+  const closedAt = Date.now();
   const exit = await Promise.race([exited, new Promise((r) => setTimeout(() => r({ timeout: true }), 15000))]);
   const pid = status?.daemon?.pid;
   let daemonGone = pid ? !alive(pid) : null;
@@ -82,7 +83,8 @@ try {
     await new Promise((r) => setTimeout(r, 100));
     daemonGone = !alive(pid);
   }
-  process.stdout.write(`${JSON.stringify({ tools: tools.map((t) => t.name), status, firstAnswerMs, healthyMs, exit, daemonGone, stderr })}\n`);
+  const shutdownMs = Date.now() - closedAt;
+  process.stdout.write(`${JSON.stringify({ tools: tools.map((t) => t.name), status, firstAnswerMs, healthyMs, shutdownMs, exit, daemonGone, stderr })}\n`);
   if (exit.timeout) child.kill("SIGKILL");
 } catch (e) {
   fail(e instanceof Error ? e.message : String(e));
