@@ -76,7 +76,7 @@ try {
   const healthyMs = Date.now() - t0;
   child.stdin.end();
   const closedAt = Date.now();
-  const exit = await Promise.race([exited, new Promise((r) => setTimeout(() => r({ timeout: true }), 15000))]);
+  const exit = await Promise.race([exited, new Promise((r) => setTimeout(() => r({ timeout: true }), 15000).unref())]);
   const pid = status?.daemon?.pid;
   let daemonGone = pid ? !alive(pid) : null;
   for (let i = 0; pid && !daemonGone && i < 50; i++) {
