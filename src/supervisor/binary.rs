@@ -16,8 +16,7 @@ pub const INSTALL_COMMAND: &str = "bitrouter-mcp daemon install";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct BinaryInfo {
     pub path: Option<String>,
-    /// Where it was found: `configured` (`--bitrouter`/`BITROUTER_BIN`), `bundled` (beside the
-    /// server's executable, as the npm packages ship it), `cache` (`daemon install`) or `PATH`.
+    /// Where it was found: `configured`, `bundled` (beside this server, as npm ships it), `cache` or `PATH`.
     pub source: Option<String>,
     pub version: Option<String>,
     pub pinned_version: String,
