@@ -36,6 +36,7 @@ e2e: rust-test
 
 test: lint rust-test adapter-test conformance e2e
 
-# Benchmarks (figures printed, not asserted): daemon lifecycle and failover on the real daemon.
+# Benchmarks (figures printed, not asserted): MCP latency, daemon lifecycle and failover on the real
+# daemon, bitrouter_usage over 100,000 logged requests.
 bench: bitrouter
-	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo bench --locked --bench mcp --bench lifecycle --bench failover
+	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo bench --locked --bench mcp --bench lifecycle --bench failover --bench usage

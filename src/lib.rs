@@ -9,6 +9,7 @@
 //! - [`routing`]: the user's provider/model config and the route table built from it.
 //! - [`daemon_api`]: the only code that talks to the daemon's HTTP API.
 //! - [`supervisor`]: the daemon's process lifecycle.
+//! - [`spend_log`]: the daemon's spend log, read-only, mirrored incrementally in memory.
 //! - [`tools`]: one module per MCP tool, plain functions over a [`home::Home`].
 //! - [`server`]: the MCP protocol surface (stdio and streamable HTTP).
 
@@ -19,6 +20,7 @@ pub mod home;
 pub mod redact;
 pub mod routing;
 pub mod server;
+pub mod spend_log;
 pub mod supervisor;
 pub mod tools;
 
