@@ -8,7 +8,7 @@
 //! - the same call through the MCP server over stdio (JSON encoding and transport included);
 //! - for comparison, one `GROUP BY` over the table in sqlite, which is what the daemon's write
 //!   lock would wait behind on every call without the mirror;
-//! - a writer committing rows every 2 ms while cold reads run: its longest commit is how long our
+//! - a writer committing a row every 20 ms while cold reads run: its longest commit is how long our
 //!   reads can hold the daemon up (rollback journal: readers block a committing writer).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -34,6 +34,8 @@ const WARM_CALLS: usize = 200;
 const MCP_CALLS: usize = 100;
 const COLD_RUNS: usize = 5;
 const TARGET_P50_MS: f64 = 50.0;
+/// The concurrent writer's pace: 50 requests/s logged, well above an agent's traffic.
+const WRITE_EVERY: Duration = Duration::from_millis(20);
 
 /// `spend_logs` exactly as BitRouter 0.11.0's migrations create it.
 const SCHEMA: &str = r#"CREATE TABLE "spend_logs" ( "id" uuid_text NOT NULL PRIMARY KEY, "account_id" varchar NULL,
@@ -208,41 +210,65 @@ async fn main() {
     }
     support::summary("sqlite GROUP BY (no percentiles), for scale", " ms", group);
 
-    // A writer committing while cold reads run: how long do our reads hold it up?
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
+    // A writer committing while cold reads run: how long do our reads hold it up? First alone,
+    // for its own commit time (a rollback-journal commit is several fsyncs).
+    let writer = |seed: u64| {
         let db = db.clone();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
             let conn = Connection::open(&db).unwrap();
             conn.busy_timeout(Duration::from_secs(5)).unwrap();
-            let mut rng = Rng(7);
+            let mut rng = Rng(seed);
             let mut waits = Vec::new();
-            let mut i = 10 * ROWS;
-            while !stop.load(Ordering::Relaxed) {
+            let mut i = (seed as usize) * ROWS;
+            while !flag.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 insert_rows(&conn, &mut rng, i, 1, 1);
                 waits.push(ms(t.elapsed()));
                 i += 1;
-                std::thread::sleep(Duration::from_millis(2));
+                std::thread::sleep(WRITE_EVERY);
             }
             waits
-        })
+        });
+        (stop, handle)
     };
-    let mut idle = Vec::new();
+    let (stop, alone) = writer(5);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let mut alone = alone.join().unwrap();
+    println!(
+        "writer alone: {} commits, p50 {:.2} ms, max {:.2} ms",
+        alone.len(),
+        pct(&mut alone, 0.5),
+        alone.iter().cloned().fold(0.0, f64::max)
+    );
+    let (stop, writer) = writer(7);
+    let mut during = Vec::new();
+    let mut locked = 0;
     for _ in 0..COLD_RUNS {
         let t = Instant::now();
-        call(&SharedMirror::default());
-        idle.push(ms(t.elapsed()));
+        match usage::run(
+            &home,
+            &config,
+            &SharedMirror::default(),
+            UsageParams::default(),
+            usage::now_ms(),
+        ) {
+            Ok(_) => during.push(ms(t.elapsed())),
+            Err(_) => locked += 1,
+        }
     }
     stop.store(true, Ordering::Relaxed);
     let mut waits = writer.join().unwrap();
     let max = waits.iter().cloned().fold(0.0, f64::max);
     println!(
-        "writer during {COLD_RUNS} cold reads: {} commits, p50 {:.2} ms, max {max:.2} ms (none failed)",
+        "writer (1 commit / {WRITE_EVERY:?}) during {COLD_RUNS} cold reads: {} commits, p50 {:.2} ms, max {max:.2} ms, none failed",
         waits.len(),
         pct(&mut waits, 0.5)
     );
+    support::summary("cold reads while the writer commits", " ms", during);
+    println!("cold reads that gave up on the lock (> 1 s): {locked}");
 
     // Through the MCP server over stdio.
     drop(conn);
