@@ -112,6 +112,11 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> SpendLogError {
             path,
             reason: "the file is not an sqlite database (corrupt or overwritten)".into(),
         },
+        // A hot journal left by a write the daemon did not finish: only a writer may roll it back.
+        Some(ErrorCode::ReadOnly) => SpendLogError::Unreadable {
+            path,
+            reason: "a write the daemon did not finish must be rolled back first; the daemon does that when it next starts".into(),
+        },
         Some(ErrorCode::DatabaseCorrupt) => SpendLogError::Unreadable {
             path,
             reason: "the database file is corrupt".into(),
@@ -495,6 +500,37 @@ pub(crate) mod tests {
         assert!(matches!(err, SpendLogError::Locked { .. }), "{err}");
         assert!(start.elapsed() >= BUSY_TIMEOUT / 2);
         assert!(err.to_string().contains("locked"));
+    }
+
+    #[test]
+    fn an_unfinished_write_is_named_and_left_for_the_daemon_to_roll_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.db");
+        let conn = Connection::open(&live).unwrap();
+        create_pinned(&conn);
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..2000 {
+            insert(&conn, &format!("id-{i}"), "pa", "m1", true);
+        }
+        conn.execute_batch("COMMIT").unwrap();
+        // A write in flight with its journal on disk; copying both files is what a crash leaves.
+        conn.execute_batch(
+            "PRAGMA cache_size = 1; BEGIN; UPDATE spend_logs SET model = hex(randomblob(300));",
+        )
+        .unwrap();
+        let crashed = dir.path().join("bitrouter.db");
+        std::fs::copy(&live, &crashed).unwrap();
+        std::fs::copy(
+            dir.path().join("live.db-journal"),
+            dir.path().join("bitrouter.db-journal"),
+        )
+        .unwrap();
+        let err = Mirror::default().refresh(&crashed).unwrap_err().to_string();
+        assert!(err.contains("did not finish"), "{err}");
+        assert!(
+            dir.path().join("bitrouter.db-journal").exists(),
+            "the journal is the daemon's to roll back, not ours"
+        );
     }
 
     #[test]
