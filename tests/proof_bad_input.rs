@@ -430,6 +430,36 @@ fn keys_takes_any_arguments_without_falling_over() {
     });
 }
 
+#[test]
+fn usage_takes_any_arguments_without_falling_over() {
+    fuzz_tool("bitrouter_usage", |_| {
+        args(vec![
+            f(
+                "since",
+                prop_oneof![
+                    strs(&["1h", "7d", "30m", "now", "2026-11-30T08:00:00Z", "10000y"]),
+                    "[0-9]{1,20}[smhdwy]".prop_map(Value::from),
+                    "[0-9]{4,6}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
+                        .prop_map(Value::from),
+                ]
+                .boxed(),
+                odd_string(),
+            ),
+            f(
+                "until",
+                strs(&["now", "1m", "2026-11-30T09:00:00+01:00"]),
+                odd_string(),
+            ),
+            f("model", strs(&["smart", "nope"]), odd_string()),
+            f(
+                "recent",
+                (0u32..=120).prop_map(Value::from).boxed(),
+                number(),
+            ),
+        ])
+    });
+}
+
 /// Found by the keygen fuzzer: an expiry past 9999-12-31 (a Unix time such as
 /// 18446744073709551615, or "10000y") is accepted by the parser, then formatting it as RFC 3339
 /// panics inside the tool. The call never answers, and a token saved that way (by us or by
@@ -822,7 +852,7 @@ async fn garbage_on_stdin_gets_protocol_errors_and_the_session_keeps_working() {
     let tools = list["result"]["tools"].as_array().unwrap_or_else(|| {
         panic!("tools/list after garbage: {list}");
     });
-    assert_eq!(tools.len(), 4, "{list}");
+    assert_eq!(tools.len(), 5, "{list}");
 
     // What came back for the requests that had ids.
     let by_id = |id: u64| seen.iter().find(|v| v["id"] == id).cloned();
@@ -997,7 +1027,7 @@ async fn malformed_http_bodies_get_4xx_and_clients_keep_working() {
 
     // The session from before still works, and so does a new one.
     let tools = before.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 4);
+    assert_eq!(tools.len(), 5);
     let after: rmcp::service::RunningService<RoleClient, ()> =
         ().serve(StreamableHttpClientTransport::from_uri(url))
             .await
