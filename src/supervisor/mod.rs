@@ -214,6 +214,11 @@ enum RunEnd {
     /// The config changed in a way the running daemon cannot take live.
     Reconfigured,
     Crashed(String),
+    /// It stopped answering `/health`: SIGKILL at once, it would not heed SIGTERM either.
+    Hung(String),
+    /// It serves without authentication (its database cannot be opened): stopped, `failed`
+    /// until the config changes or SIGHUP. Fail closed.
+    Unsafe(String),
 }
 
 /// What the owner's loop does after a step.
@@ -498,9 +503,14 @@ impl Run {
             RunEnd::Crashed(_) => daemon.child.try_wait().ok().flatten(),
             _ => None,
         };
+        let grace = match &end {
+            RunEnd::Hung(_) | RunEnd::Unsafe(_) => Duration::ZERO,
+            _ => self.options.stop_grace,
+        };
         let exit = match exited {
             Some(status) => Some(status),
-            None => process::terminate(&mut daemon.child, self.options.stop_grace).await,
+            None if grace.is_zero() => process::kill(&mut daemon.child).await,
+            None => process::terminate(&mut daemon.child, grace).await,
         };
         daemon.drain_output().await;
         process::remove_pid_file(&self.home);
@@ -535,7 +545,15 @@ impl Run {
                 owner.note("restarting with the new config");
                 Flow::Next
             }
-            RunEnd::Crashed(reason) => {
+            RunEnd::Unsafe(reason) => {
+                tracing::error!(reason, "daemon stopped: it serves without authentication");
+                owner.note(&reason);
+                self.fail(DaemonState::Failed, reason);
+                let go_on = self.wait_for_restart().await;
+                owner.tracker.reset();
+                Flow::after_wait(go_on)
+            }
+            RunEnd::Crashed(reason) | RunEnd::Hung(reason) => {
                 let tail = logs::tail(&self.home.logs_dir().join(logs::LOG_NAME), 5);
                 tracing::warn!(reason, "daemon crashed");
                 let jitter = f64::from(random_u16()) / f64::from(u16::MAX) * 0.999;
@@ -596,14 +614,20 @@ impl Run {
                 } => probe,
             };
             if probe.result.is_ok() {
+                // Without its database the daemon lets anyone spend the provider keys.
+                if client.serves_anonymously().await == Ok(true) {
+                    return Err(RunEnd::Unsafe(OPEN_PROXY.to_string()));
+                }
                 // Dynamic routes live in the daemon's memory: put ours back before anyone is
                 // told the daemon is healthy.
-                if let Some(plane) = &self.plane {
-                    self.restore_routes(plane).await;
-                }
+                let routes_applied = match &self.plane {
+                    Some(plane) => self.restore_routes(plane).await,
+                    None => true,
+                };
                 let startup = ms(spawned.elapsed());
                 self.update(|s| s.startup_ms = Some(startup));
-                self.mark_healthy(probe.latency);
+                // A fresh, healthy daemon: the previous one's problem is history (`last_exit`).
+                self.mark_healthy(probe.latency, routes_applied);
                 return Ok(());
             }
         }
@@ -617,6 +641,9 @@ impl Run {
         config: &PluginConfig,
     ) -> RunEnd {
         let poll = Duration::from_millis(config.health_check_interval_ms);
+        // A probe may take as long as the interval (0.2 to 2 s): a hung daemon is noticed after
+        // `max_health_failures` intervals of about twice that, not several times 2 s.
+        let probe_timeout = poll.clamp(Duration::from_millis(200), Duration::from_secs(2));
         let mut configs = self.configs.clone();
         let keys_at_start = env_file::user_fingerprint(&self.home.env_file());
         let mut failures = 0u32;
@@ -639,7 +666,7 @@ impl Run {
                 }
                 probe = async {
                     tokio::time::sleep(poll).await;
-                    client.health().await
+                    client.health_within(probe_timeout).await
                 } => probe,
             };
             // The daemon reads provider keys only at start (e.g. after `auth login`).
@@ -671,8 +698,10 @@ impl Run {
     ) -> Option<RunEnd> {
         match probe.result {
             Ok(()) => {
+                // Back from unhealthy: the health failure is no longer the latest problem.
+                let recovered = *failures > 0;
                 *failures = 0;
-                self.mark_healthy(probe.latency);
+                self.mark_healthy(probe.latency, recovered);
                 None
             }
             Err(e) => {
@@ -685,7 +714,7 @@ impl Run {
                     s.last_error = Some(format!("health check failed: {e}"));
                 });
                 (*failures >= self.options.max_health_failures).then(|| {
-                    RunEnd::Crashed(format!(
+                    RunEnd::Hung(format!(
                         "daemon stopped answering /health ({} checks in a row: {e})",
                         *failures
                     ))
@@ -738,12 +767,13 @@ impl Run {
         });
     }
 
-    async fn restore_routes(&self, plane: &RoutePlane) {
+    /// Returns whether the routes are applied.
+    async fn restore_routes(&self, plane: &RoutePlane) -> bool {
         let mut last = Ok(());
         for _ in 0..5 {
             last = plane.restore().await;
             if last.is_ok() {
-                return;
+                return true;
             }
             tokio::time::sleep(STARTUP_POLL).await;
         }
@@ -751,9 +781,11 @@ impl Run {
             tracing::error!(error = %e, "cannot apply routes to the daemon");
             self.update(|s| s.last_error = Some(format!("routes not applied: {e}")));
         }
+        false
     }
 
-    fn mark_healthy(&self, latency: Duration) {
+    /// Healthy now; `clear_error`: the latest problem is over.
+    fn mark_healthy(&self, latency: Duration, clear_error: bool) {
         if let Ok(mut t) = self.shared.became_healthy.write()
             && t.is_none()
         {
@@ -763,9 +795,18 @@ impl Run {
             s.state = DaemonState::Healthy;
             s.healthy = true;
             s.health_latency_ms = Some(ms(latency));
+            if clear_error {
+                s.last_error = None;
+            }
         });
     }
 }
+
+/// Why a daemon that serves without a token is stopped.
+const OPEN_PROXY: &str = "the daemon served a request without any token (its database could not be opened: \
+     \"auth disabled\" in the daemon log), so anyone reaching its port could spend the provider keys; \
+     stopped. Make <bitrouter-home>/bitrouter.db openable (a file this user can write), then edit the \
+     config or send SIGHUP";
 
 /// How often `/health` is polled while the daemon starts: readiness is noticed within this.
 const STARTUP_POLL: Duration = Duration::from_millis(20);

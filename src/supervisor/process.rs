@@ -121,6 +121,12 @@ pub async fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus>
     child.wait().await.ok()
 }
 
+/// SIGKILL at once (a hung or unsafe daemon). Returns how it exited.
+pub async fn kill(child: &mut Child) -> Option<ExitStatus> {
+    let _ = child.start_kill();
+    child.wait().await.ok()
+}
+
 /// Human-readable exit: `exit code 1` or `killed by signal 9`.
 pub fn describe_exit(status: &ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;

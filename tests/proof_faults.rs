@@ -1,0 +1,108 @@
+//! Daemon faults on the real BitRouter 0.11.0, and how the supervisor ends them: a hung daemon
+//! (SIGSTOP) is killed and replaced within a few health intervals, a daemon that would serve
+//! without authentication is stopped and reported instead of called healthy, and a recovered
+//! daemon carries no stale error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Mcp, TestHome, free_port, kill, wait_gone};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn healthy(s: &Value) -> bool {
+    s["daemon"]["state"] == "healthy"
+}
+
+fn pid(s: &Value) -> Option<u32> {
+    s["daemon"]["pid"].as_u64().map(|p| p as u32)
+}
+
+#[tokio::test]
+async fn a_hung_daemon_is_killed_and_replaced_within_a_few_intervals() {
+    let home = TestHome::new();
+    let cfg = home.write_config(&json!({"port": free_port(), "healthCheckIntervalMs": 500}));
+    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
+    let s = mcp.wait_status("healthy", WAIT, healthy).await;
+    let hung = pid(&s).unwrap();
+
+    let stopped = Instant::now();
+    kill(hung, "STOP");
+    let s = mcp
+        .wait_status("a new daemon healthy", WAIT, |s| {
+            healthy(s) && pid(s).is_some_and(|p| p != hung)
+        })
+        .await;
+    let took = stopped.elapsed();
+    eprintln!("SIGSTOP -> new daemon healthy: {:.2} s", took.as_secs_f64());
+    // Three failed checks of at most 0.5 s + 0.5 s each, SIGKILL, 0.25 s backoff, start: ~3.5 s.
+    // (Before: 2 s probe timeouts and a 5 s SIGTERM grace, 11.5 s.)
+    assert!(
+        took < Duration::from_secs(7),
+        "hang noticed and replaced in {took:?}"
+    );
+    assert_eq!(s["daemon"]["last_exit"], "killed by signal 9", "{s:#}");
+    wait_gone(hung, Duration::from_secs(5)).await;
+    // Recovered: the hang is history, not the current error.
+    assert_eq!(s["daemon"]["last_error"], Value::Null, "{s:#}");
+
+    // The same after a crash.
+    let current = pid(&s).unwrap();
+    kill(current, "KILL");
+    let s = mcp
+        .wait_status("healthy after kill -9", WAIT, |s| {
+            healthy(s) && pid(s).is_some_and(|p| p != current)
+        })
+        .await;
+    assert_eq!(s["daemon"]["last_error"], Value::Null, "{s:#}");
+    assert_eq!(s["daemon"]["restart_count"], 2, "{s:#}");
+    let current = pid(&s).unwrap();
+    mcp.close().await;
+    wait_gone(current, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_daemon_that_would_serve_without_a_token_is_stopped_and_reported() {
+    let home = TestHome::new();
+    // The daemon cannot open its database (a directory stands where the file goes): BitRouter
+    // 0.11.0 then serves every request without a token.
+    let db = home.bitrouter_home().join("bitrouter.db");
+    std::fs::create_dir_all(&db).unwrap();
+    let port = free_port();
+    let cfg = home.write_config(&json!({"port": port, "healthCheckIntervalMs": 200}));
+    let mut mcp = Mcp::http(&home, Some(&cfg)).await;
+    let s = mcp
+        .wait_status("failed", WAIT, |s| s["daemon"]["state"] == "failed")
+        .await;
+    let err = s["daemon"]["last_error"].as_str().unwrap();
+    assert!(err.contains("without any token"), "{err}");
+    assert!(err.contains("bitrouter.db"), "names what to fix: {err}");
+    assert_eq!(s["daemon"]["healthy"], false);
+    assert!(pid(&s).is_none(), "{s:#}");
+    // Nothing answers on the port: no open proxy is left running.
+    let open = reqwest::get(format!("http://127.0.0.1:{port}/admin/routes")).await;
+    assert!(open.is_err(), "the port still answers: {open:?}");
+    // It stays failed (no restart loop) ...
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = mcp.ok("bitrouter_status", json!({})).await;
+    assert_eq!(s["daemon"]["state"], "failed");
+    assert_eq!(s["daemon"]["restart_count"], 0);
+
+    // ... until the cause is fixed and the server is told (SIGHUP).
+    std::fs::remove_dir(&db).unwrap();
+    kill(mcp.server_pid(), "HUP");
+    let s = mcp.wait_status("healthy", WAIT, healthy).await;
+    assert_eq!(s["daemon"]["last_error"], Value::Null, "{s:#}");
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/admin/routes"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a token is required again");
+    let daemon = pid(&s).unwrap();
+    kill(mcp.server_pid(), "TERM");
+    mcp.wait_server_exit(Duration::from_secs(15)).await;
+    wait_gone(daemon, Duration::from_secs(5)).await;
+}
