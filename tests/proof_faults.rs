@@ -106,3 +106,80 @@ async fn a_daemon_that_would_serve_without_a_token_is_stopped_and_reported() {
     mcp.wait_server_exit(Duration::from_secs(15)).await;
     wait_gone(daemon, Duration::from_secs(5)).await;
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[tokio::test]
+async fn files_made_while_serving_are_private() {
+    let home = TestHome::new();
+    let cfg = home.write_config(&json!({"port": free_port(), "healthCheckIntervalMs": 200}));
+    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
+    let s = mcp.wait_status("healthy", WAIT, healthy).await;
+    let h = home.home();
+    // The daemon's own files (its database holds accounts and spend) and our log of it.
+    assert_eq!(mode(&h.bitrouter_home().join("bitrouter.db")), 0o600);
+    assert_eq!(mode(&h.logs_dir().join("daemon.log")), 0o600);
+    // A token the `bitrouter` CLI saves while we serve (it writes 0644) becomes private.
+    let prefix = mcp
+        .ok("bitrouter_account", json!({"action": "generate"}))
+        .await["changed"]["prefix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    home.bitrouter(&["keygen", "--name", "cli-made", "--exp", "1h"]);
+    let token = h.token_file(&prefix, "cli-made");
+    let start = Instant::now();
+    while mode(&token) != 0o600 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{} stays {:o}",
+            token.display(),
+            mode(&token)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let daemon = pid(&s).unwrap();
+    mcp.close().await;
+    wait_gone(daemon, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_daemon_that_dies_by_itself_after_every_healthy_start_ends_in_failed() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new();
+    // The real daemon, which exits with an error a second after it starts serving.
+    let wrapper = home.dir.path().join("short-lived-bitrouter");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" serve \"*) '{0}' \"$@\" & d=$!; sleep 1; kill -TERM $d; wait $d; exit 3;; *) exec '{0}' \"$@\";; esac\n",
+            common::bitrouter_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = home.write_config(&json!({"port": free_port(), "healthCheckIntervalMs": 200}));
+    let mcp = Mcp::stdio_env(
+        &home,
+        Some(&cfg),
+        &[("BITROUTER_BIN", wrapper.to_str().unwrap())],
+    )
+    .await;
+    mcp.wait_status("healthy once", WAIT, healthy).await;
+    let s = mcp
+        .wait_status("failed", Duration::from_secs(60), |s| {
+            s["daemon"]["state"] == "failed"
+        })
+        .await;
+    let err = s["daemon"]["last_error"].as_str().unwrap();
+    assert!(err.contains("crashed 6 times within 60 s"), "{err}");
+    assert_eq!(s["daemon"]["last_exit"], "exit code 3", "{s:#}");
+    mcp.close().await;
+}

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::redact::Redactor;
@@ -40,7 +41,10 @@ impl RotatingLog {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(&self.path)?;
+            // The log may quote requests and errors: private, also when an older one was not.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
             self.size = file.metadata()?.len();
             self.file = Some(file);
         }
@@ -89,6 +93,7 @@ impl RotatingLog {
                 .create(true)
                 .write(true)
                 .truncate(true)
+                .mode(0o600)
                 .open(&self.path)?,
         );
         self.size = 0;

@@ -557,10 +557,19 @@ impl Run {
                 let tail = logs::tail(&self.home.logs_dir().join(logs::LOG_NAME), 5);
                 tracing::warn!(reason, "daemon crashed");
                 let jitter = f64::from(random_u16()) / f64::from(u16::MAX) * 0.999;
-                match owner
-                    .tracker
-                    .on_crash(Instant::now(), started.elapsed(), was_healthy, jitter)
-                {
+                // SIGKILL comes from outside (an operator, the OOM killer), not from the daemon.
+                let killed = self
+                    .shared
+                    .status
+                    .read()
+                    .is_ok_and(|s| s.last_exit.as_deref() == Some("killed by signal 9"));
+                match owner.tracker.on_crash(
+                    Instant::now(),
+                    started.elapsed(),
+                    was_healthy,
+                    killed,
+                    jitter,
+                ) {
                     Decision::RestartAfter(delay) => {
                         self.update(|s| {
                             s.state = DaemonState::Restarting;
@@ -669,6 +678,10 @@ impl Run {
                     client.health_within(probe_timeout).await
                 } => probe,
             };
+            // Keys and tokens the `bitrouter` CLI writes while we serve (0644) become private.
+            if let Err(e) = crate::fsutil::harden_tree(&self.home.keys_dir()) {
+                tracing::debug!(error = %e, "cannot make the keys private");
+            }
             // The daemon reads provider keys only at start (e.g. after `auth login`).
             if env_file::user_fingerprint(&self.home.env_file()) != keys_at_start {
                 tracing::info!("provider keys changed; restarting the daemon to load them");

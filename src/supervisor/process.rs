@@ -78,6 +78,8 @@ pub fn spawn(
             let _ = owner_lock;
             // Own process group: a terminal's Ctrl-C reaches us, and we stop the daemon in order.
             libc::setpgid(0, 0);
+            // Everything the daemon creates (its database, logs) is private.
+            libc::umask(0o077);
             Ok(())
         });
     }
