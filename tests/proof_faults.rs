@@ -183,3 +183,50 @@ async fn a_daemon_that_dies_by_itself_after_every_healthy_start_ends_in_failed()
     assert_eq!(s["daemon"]["last_exit"], "exit code 3", "{s:#}");
     mcp.close().await;
 }
+
+#[tokio::test]
+async fn a_flood_of_refused_requests_does_not_flood_the_daemon_log() {
+    let home = TestHome::new();
+    let port = free_port();
+    let cfg = home.write_config(&json!({"port": port, "healthCheckIntervalMs": 200}));
+    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
+    let s = mcp.wait_status("healthy", WAIT, healthy).await;
+    // 500 requests with a bad token, 10 at a time.
+    let mut refused = 0;
+    for _ in 0..50 {
+        let mut batch = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            batch.spawn(common::chat(port, "not-a-token", "smart"));
+        }
+        while let Some(r) = batch.join_next().await {
+            refused += usize::from(r.unwrap().0 == 401);
+        }
+    }
+    assert_eq!(refused, 500);
+    // The next lifecycle line comes after the count.
+    let daemon = pid(&s).unwrap();
+    kill(daemon, "KILL");
+    let s = mcp
+        .wait_status("healthy again", WAIT, |s| {
+            healthy(s) && pid(s).is_some_and(|p| p != daemon)
+        })
+        .await;
+    let log = std::fs::read_to_string(home.home().logs_dir().join("daemon.log")).unwrap();
+    let lines_401 = log.lines().filter(|l| l.contains("status=401")).count();
+    assert!(lines_401 <= 2, "{lines_401} lines for 401s:\n{log}");
+    let counted: u64 = log
+        .lines()
+        .filter_map(|l| {
+            l.split("and ")
+                .nth(1)?
+                .split(" more requests refused")
+                .next()
+        })
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum();
+    assert!(counted >= 498, "counted {counted}:\n{log}");
+    assert!(log.lines().count() < 100, "log:\n{log}");
+    let current = pid(&s).unwrap();
+    mcp.close().await;
+    wait_gone(current, Duration::from_secs(10)).await;
+}
