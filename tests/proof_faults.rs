@@ -230,3 +230,47 @@ async fn a_flood_of_refused_requests_does_not_flood_the_daemon_log() {
     mcp.close().await;
     wait_gone(current, Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn a_new_port_that_is_taken_does_not_stop_the_working_daemon() {
+    let home = TestHome::new();
+    let old_port = free_port();
+    let cfg = home.write_config(&json!({"port": old_port, "healthCheckIntervalMs": 200}));
+    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
+    let s = mcp.wait_status("healthy", WAIT, healthy).await;
+    let daemon = pid(&s).unwrap();
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let new_port = squatter.local_addr().unwrap().port();
+    // The config file is polled every second by mtime: make sure the edit is seen as one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    home.write_config(&json!({"port": new_port, "healthCheckIntervalMs": 200}));
+    let s = mcp
+        .wait_status("the taken port reported", WAIT, |s| {
+            s["daemon"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains(&format!("127.0.0.1:{new_port}")))
+        })
+        .await;
+    assert!(healthy(&s), "{s:#}");
+    assert_eq!(pid(&s), Some(daemon), "the working daemon was kept");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = reqwest::get(format!("http://127.0.0.1:{old_port}/health"))
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "still serving on the old port");
+    let s = mcp.ok("bitrouter_status", json!({})).await;
+    assert_eq!(pid(&s), Some(daemon));
+
+    // Once the port is free, the new config applies.
+    drop(squatter);
+    let s = mcp
+        .wait_status("healthy on the new port", WAIT, |s| {
+            healthy(s) && s["daemon"]["listen"] == format!("127.0.0.1:{new_port}")
+        })
+        .await;
+    assert_ne!(pid(&s), Some(daemon));
+    assert_eq!(s["daemon"]["last_error"], Value::Null, "{s:#}");
+    let current = pid(&s).unwrap();
+    mcp.close().await;
+    wait_gone(current, Duration::from_secs(10)).await;
+}

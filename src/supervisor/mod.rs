@@ -169,6 +169,7 @@ impl Supervisor {
             options,
             ownership,
             shutdown,
+            holding: std::sync::atomic::AtomicBool::new(false),
         };
         (me, tokio::spawn(run.run()))
     }
@@ -282,10 +283,14 @@ struct Run {
     options: SupervisorOptions,
     ownership: Arc<Ownership>,
     shutdown: CancellationToken,
+    /// A new config waits for its port: the daemon keeps serving the old one, and the control
+    /// plane (which already follows the new address) is told the daemon is not there.
+    holding: std::sync::atomic::AtomicBool,
 }
 
 impl Run {
     fn update(&self, f: impl FnOnce(&mut DaemonStatus)) {
+        let holding = self.holding.load(std::sync::atomic::Ordering::SeqCst);
         let healthy = match self.shared.status.write() {
             Ok(mut s) => {
                 f(&mut s);
@@ -295,7 +300,7 @@ impl Run {
         };
         self.shared.changes.send_modify(|n| *n = n.wrapping_add(1));
         if let Some(plane) = &self.plane {
-            plane.set_daemon_healthy(healthy);
+            plane.set_daemon_healthy(healthy && !holding);
         }
     }
 
@@ -470,6 +475,8 @@ impl Run {
     /// stop it when it must end. Records its pid and how it ended.
     async fn run_daemon(&self, path: &Path, config: &PluginConfig, owner: &Owner) -> RunEnd {
         let listen = config.listen_addr();
+        self.holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         self.set_state(DaemonState::Starting);
         let started = Instant::now();
         let mut daemon =
@@ -678,6 +685,12 @@ impl Run {
                     client.health_within(probe_timeout).await
                 } => probe,
             };
+            // A config held back for its port: restart once the port is free.
+            if self.holding.load(std::sync::atomic::Ordering::SeqCst)
+                && !process::port_in_use(&self.configs.borrow().listen_addr())
+            {
+                return RunEnd::Reconfigured;
+            }
             // Keys and tokens the `bitrouter` CLI writes while we serve (0644) become private.
             if let Err(e) = crate::fsutil::harden_tree(&self.home.keys_dir()) {
                 tracing::debug!(error = %e, "cannot make the keys private");
@@ -695,10 +708,26 @@ impl Run {
 
     /// A new config while the daemon runs: a restart, or (routes only) the plane applies it live
     /// and the yaml is rewritten for the next start.
+    /// A new port that another program holds would leave nothing running: the working daemon
+    /// keeps serving (on the old config) until that port is free.
     fn config_changed(&self, running: &PluginConfig, new: &PluginConfig) -> Option<RunEnd> {
+        use std::sync::atomic::Ordering;
         if !new.auto_start || daemon_config::needs_restart(running, new) {
+            let (old, next) = (running.listen_addr(), new.listen_addr());
+            if new.auto_start && old != next && process::port_in_use(&next) {
+                tracing::warn!(%next, "new daemon port in use; keeping the running daemon");
+                self.holding.store(true, Ordering::SeqCst);
+                self.update(|s| {
+                    s.last_error = Some(format!(
+                        "port in use: {next} (the new config's) is taken by another program; the daemon keeps serving on {old} with the previous config, and restarts on {next} once it is free (or set another `port`)"
+                    ));
+                });
+                return None;
+            }
+            self.holding.store(false, Ordering::SeqCst);
             return Some(RunEnd::Reconfigured);
         }
+        self.holding.store(false, Ordering::SeqCst);
         let _ = DaemonFiles::render(new).write(&self.home);
         None
     }
