@@ -1,6 +1,8 @@
 //! Daemon lifecycle figures on the real BitRouter 0.11.0: time from spawn to healthy (as the
 //! supervisor measures it) and from `kill -9` of the daemon to healthy again (as a status poller
-//! sees it). Run with `cargo bench --bench lifecycle`; prints min / median / max over several runs.
+//! sees it), and, with two servers on one data dir, from `kill -9` of the owning server to a
+//! healthy daemon under the follower that takes over. Run with `cargo bench --bench lifecycle`;
+//! prints min / median / max over several runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -44,10 +46,37 @@ async fn main() {
         recovery.push(killed.elapsed().as_secs_f64() * 1000.0);
         mcp.close().await;
     }
+    let mut takeover = Vec::new();
+    for _ in 0..RUNS {
+        let home = TestHome::new();
+        let cfg = home.write_config(&json!({"port": free_port(), "healthCheckIntervalMs": 200}));
+        let mut owner = Mcp::http(&home, Some(&cfg)).await;
+        let follower = Mcp::stdio(&home, Some(&cfg)).await;
+        let owner_pid = u64::from(owner.server_pid());
+        follower
+            .wait_status("healthy under the owner", Duration::from_secs(30), |s| {
+                s["daemon"]["state"] == "healthy"
+                    && s["ownership"]["owner"]["pid"].as_u64() == Some(owner_pid)
+            })
+            .await;
+        let killed = Instant::now();
+        kill(owner.server_pid(), "KILL");
+        loop {
+            let s = follower.ok("bitrouter_status", json!({})).await;
+            if s["ownership"]["role"] == "owner" && s["daemon"]["state"] == "healthy" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        takeover.push(killed.elapsed().as_secs_f64() * 1000.0);
+        owner.wait_server_exit(Duration::from_secs(5)).await;
+        follower.close().await;
+    }
     println!(
         "bitrouter {} daemon lifecycle",
         bitrouter_mcp::PINNED_BITROUTER_VERSION
     );
     support::summary("spawn -> healthy", " ms", startup);
     support::summary("kill -9 -> healthy again", " ms", recovery);
+    support::summary("owner kill -9 -> healthy under new owner", " ms", takeover);
 }

@@ -662,6 +662,7 @@ async fn breakdown(stdio_keys: &Stats, stdio_ping: &Stats, stdio_status: &Stats)
         h.clone(),
         config,
         None,
+        "stdio".into(),
         SupervisorOptions {
             binary: Some(bitrouter_bin()),
             ..Default::default()

@@ -44,11 +44,17 @@ impl DaemonClient {
 
     /// `GET /health`: healthy when it answers 200 with `{"status":"ok"}`.
     pub async fn health(&self) -> HealthProbe {
+        self.health_within(Duration::from_secs(2)).await
+    }
+
+    /// [`Self::health`] with its own timeout: a hung daemon is noticed within it.
+    pub async fn health_within(&self, timeout: Duration) -> HealthProbe {
         let started = Instant::now();
         let result = async {
             let resp = self
                 .http
                 .get(format!("{}/health", self.base_url))
+                .timeout(timeout)
                 .send()
                 .await
                 .map_err(|e| describe(&e))?;
@@ -68,6 +74,22 @@ impl DaemonClient {
             latency: started.elapsed(),
             result,
         }
+    }
+}
+
+impl DaemonClient {
+    /// Whether the daemon answers `GET /admin/routes` without any token (normally 401): it does
+    /// when its database could not be opened ("auth disabled — no database configured"), i.e.
+    /// it is an open proxy for the provider keys. (`/v1/models` is public either way.) Errors
+    /// (not answering) are not a yes.
+    pub async fn serves_anonymously(&self) -> Result<bool, String> {
+        let resp = self
+            .http
+            .get(format!("{}/admin/routes", self.base_url))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(resp.status().is_success())
     }
 }
 

@@ -84,4 +84,16 @@ impl Home {
     pub fn pid_file(&self) -> PathBuf {
         self.data_dir.join("daemon.pid")
     }
+
+    /// Held (an exclusive `flock`) by the one server that owns this data dir's daemon, for its
+    /// whole life; the kernel releases it when that server and its daemon are gone.
+    pub fn owner_lock_file(&self) -> PathBuf {
+        self.data_dir.join("owner.lock")
+    }
+
+    /// The owner's live state (daemon status, route table, metrics), written atomically for the
+    /// other servers on this data dir to show.
+    pub fn owner_state_file(&self) -> PathBuf {
+        self.data_dir.join("owner.json")
+    }
 }

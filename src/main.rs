@@ -72,8 +72,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                 auto_install: std::env::var("BITROUTER_MCP_AUTO_INSTALL").as_deref() != Ok("0"),
                 ..Default::default()
             };
-            let (state, supervisor) =
-                AppState::start(home, config, cli.config.clone(), options, shutdown.clone());
+            let transport = match args.http {
+                Some(addr) => format!("http://{addr}/mcp"),
+                None => "stdio".to_string(),
+            };
+            let (state, supervisor) = AppState::start(
+                home,
+                config,
+                cli.config.clone(),
+                transport,
+                options,
+                shutdown.clone(),
+            );
             let state = Arc::new(state);
             tokio::spawn(handle_signals(
                 shutdown.clone(),

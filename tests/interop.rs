@@ -9,6 +9,7 @@ mod common;
 use common::upstream::Upstream;
 use common::{Daemon, Mcp, TestHome};
 use serde_json::json;
+use std::time::Duration;
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -161,17 +162,22 @@ async fn the_daemon_accepts_our_tokens_and_refuses_expired_or_disallowed_ones() 
         "refused requests never reach the upstream"
     );
 
-    // Our status sees the daemon it is pointed at.
+    // Our status sees the daemon it is pointed at (this server alone on the data dir: with the
+    // first one still running it would show that one's view, the owner's).
+    mcp.close().await;
     let cfg = home.write_config(&json!({"port": daemon.port, "autoStart": false}));
     let mcp2 = Mcp::stdio(&home, Some(&cfg)).await;
-    let status = mcp2.ok("bitrouter_status", json!({})).await;
-    assert_eq!(status["daemon"]["healthy"], true, "{status}");
+    let status = mcp2
+        .wait_status("the daemon healthy", Duration::from_secs(10), |s| {
+            s["daemon"]["healthy"] == true
+        })
+        .await;
+    assert_eq!(status["ownership"]["role"], "owner", "{status}");
     assert_eq!(
         status["binary"]["problem"],
         serde_json::Value::Null,
         "{status}"
     );
     mcp2.close().await;
-    mcp.close().await;
     daemon.stop().await;
 }

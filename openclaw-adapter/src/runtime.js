@@ -11,6 +11,7 @@
 
 import { spawn as nodeSpawn } from "node:child_process";
 import fs from "node:fs";
+import path from "node:path";
 
 import { resolveBinary as defaultResolveBinary } from "./binary.js";
 import {
@@ -184,10 +185,7 @@ export class BitrouterRuntime {
         return;
       }
       if (probe === "bitrouter") {
-        this.logger.warn(
-          `[bitrouter] a bitrouter-mcp is already serving ${url} (not started by this gateway); using it. ` +
-            `If it is left over from an earlier run, stop it so the plugin starts one with the current config.`,
-        );
+        await this.joinExisting(this.client, url);
       } else if (!this.launch()) {
         this.startTimer();
         return;
@@ -240,6 +238,43 @@ export class BitrouterRuntime {
       this.lastError = msg(e);
       return "other";
     }
+  }
+
+  /**
+   * A bitrouter-mcp not started by this gateway answers on the MCP port (e.g. the user's own
+   * `make run`): join it. On this plugin's data dir it runs (or follows) the very daemon the plugin
+   * would run; on another data dir it still serves, and the message names both ways out.
+   * @param {Client} client
+   * @param {string} url
+   */
+  async joinExisting(client, url) {
+    /** @type {any} */
+    let status;
+    try {
+      status = await client.callTool("bitrouter_status", {});
+    } catch {
+      status = undefined;
+    }
+    const theirs = typeof status?.paths?.data_dir === "string" ? path.resolve(status.paths.data_dir) : undefined;
+    const ours = this.paths ? path.resolve(this.paths.dataDir) : undefined;
+    const owner = status?.ownership?.owner;
+    const ownedBy = owner?.pid ? ` (its daemon is run by bitrouter-mcp pid ${owner.pid}, ${owner.transport})` : "";
+    if (theirs && ours && theirs === ours) {
+      this.logger.info(`[bitrouter] joining the bitrouter-mcp already serving ${url} on ${ours}${ownedBy}; not starting another.`);
+      return;
+    }
+    const cfg = `plugins.entries.${PLUGIN_ID}.config`;
+    if (theirs && ours) {
+      this.logger.warn(
+        `[bitrouter] ${url} is served by a bitrouter-mcp on another data dir (${theirs}; this plugin's is ${ours}); using it. ` +
+          `To share it on purpose set ${cfg}.dataDir to ${theirs}; to run this plugin's own server set ${cfg}.mcpPort to a free port.`,
+      );
+      return;
+    }
+    this.logger.warn(
+      `[bitrouter] a bitrouter-mcp is already serving ${url} (not started by this gateway); using it. ` +
+        `If it is left over from an earlier run, stop it so the plugin starts one with the current config.`,
+    );
   }
 
   /** Spawns bitrouter-mcp. Returns false (after logging why) when it cannot. */

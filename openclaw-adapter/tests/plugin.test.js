@@ -418,6 +418,33 @@ describe("service", () => {
     assert.match(t.logText("warn"), /already serving/);
   });
 
+  it("joins a bitrouter-mcp that already serves this plugin's data dir (e.g. the user's make run)", async () => {
+    const t = setup({ up: true });
+    running.push(t);
+    const dataDir = path.join(t.stateDir, "bitrouter", "data");
+    t.server.statusExtra = {
+      paths: { data_dir: dataDir },
+      ownership: { role: "owner", owner: { pid: 4242, transport: "http://127.0.0.1:8788/mcp" } },
+    };
+    await t.service.start(t.serviceCtx);
+    assert.equal(t.spawned.length, 0);
+    assert.match(t.logText("info"), /joining the bitrouter-mcp already serving .* pid 4242/);
+    assert.doesNotMatch(t.logText("warn"), /already serving/);
+    assert.deepEqual(await ask(t.hook, "openai", "smart"), { providerOverride: "bitrouter", modelOverride: "smart" });
+  });
+
+  it("names the fix when the MCP port is served for another data dir", async () => {
+    const t = setup({ up: true });
+    running.push(t);
+    t.server.statusExtra = { paths: { data_dir: "/home/someone/.local/share/bitrouter-mcp" } };
+    await t.service.start(t.serviceCtx);
+    assert.equal(t.spawned.length, 0);
+    const warn = t.logText("warn");
+    assert.match(warn, /another data dir \(\/home\/someone\/.local\/share\/bitrouter-mcp/);
+    assert.match(warn, /config\.dataDir to \/home\/someone/);
+    assert.match(warn, /config\.mcpPort to a free port/);
+  });
+
   it("reports the child's last output when it exits, with a port hint, and restarts it", async () => {
     const t = await started();
     const first = t.spawned[0];

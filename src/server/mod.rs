@@ -137,7 +137,7 @@ impl BitrouterServer {
     async fn bitrouter_status(
         &self,
         Parameters(Args(_)): Parameters<Args<tools::status::StatusParams>>,
-    ) -> Result<Json<tools::status::StatusOutput>, CallToolResult> {
+    ) -> Result<Json<state::StatusJson>, CallToolResult> {
         Ok(Json(self.state.status().await))
     }
 
@@ -367,7 +367,7 @@ impl ServerHandler for BitrouterServer {
             .resource_subscriptions
             .as_ref()
             .is_some_and(|uris| uris.iter().any(|u| u == ROUTES_URI));
-        let mut changes = self.state.plane.subscribe();
+        let mut changes = self.state.route_changes();
         loop {
             tokio::select! {
                 _ = context.cancelled() => return Ok(()),
@@ -389,8 +389,8 @@ impl ServerHandler for BitrouterServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let text = match request.uri.as_str() {
-            ROUTES_URI => serde_json::to_string_pretty(&*self.state.route_table()),
-            METRICS_URI => serde_json::to_string_pretty(&self.state.plane.metrics()),
+            ROUTES_URI => serde_json::to_string_pretty(&self.state.route_table()),
+            METRICS_URI => serde_json::to_string_pretty(&self.state.metrics()),
             USAGE_URI => match self.usage(Default::default()).await {
                 Ok(usage) => serde_json::to_string_pretty(&usage),
                 Err(e) => return Err(ErrorData::internal_error(e.0, None)),

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use rmcp::RoleServer;
 use rmcp::model::ResourceUpdatedNotificationParam;
 use rmcp::service::{Peer, RequestContext};
+use tokio::sync::watch;
 
 use super::ROUTES_URI;
-use crate::routing::control::RoutePlane;
 
 #[derive(Default)]
 pub struct Subscribers {
@@ -41,10 +41,8 @@ impl Subscribers {
     }
 
     /// Sends `notifications/resources/updated` for the route table on every change, dropping
-    /// peers whose transport closed. Ends when the plane is gone.
-    pub async fn forward(self: Arc<Self>, plane: Arc<RoutePlane>) {
-        let mut changes = plane.subscribe();
-        drop(plane);
+    /// peers whose transport closed. Ends when `changes` has no sender left.
+    pub async fn forward(self: Arc<Self>, mut changes: watch::Receiver<u64>) {
         while changes.changed().await.is_ok() {
             let peers: Vec<_> = self.lock().clone();
             for (session, peer) in peers {

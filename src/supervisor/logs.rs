@@ -1,9 +1,13 @@
 //! The daemon's log: its stdout and stderr, ANSI colour stripped and secrets masked, written to
-//! `<home>/logs/daemon.log` with size-bounded rotation (`daemon.log.1` … `.N`).
+//! `<home>/logs/daemon.log` with size-bounded rotation (`daemon.log.1` … `.N`). A flood of
+//! refused requests (the daemon warns once per 401) becomes one line and a count per minute, so
+//! it cannot push every useful line out of the log.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::redact::Redactor;
 
@@ -18,6 +22,16 @@ pub struct RotatingLog {
     file: Option<File>,
     size: u64,
     redactor: Redactor,
+    /// 401 warnings held back since the last one written: (count, when that one was written).
+    refused: Option<(u64, Instant)>,
+}
+
+/// How long 401 warnings are counted after one is written, before the next is written.
+const REFUSED_WINDOW: Duration = Duration::from_secs(60);
+
+/// The daemon's warning for a request refused for a missing or bad token.
+fn is_refusal(line: &str) -> bool {
+    line.contains("status=401")
 }
 
 impl RotatingLog {
@@ -29,6 +43,7 @@ impl RotatingLog {
             file: None,
             size: 0,
             redactor,
+            refused: None,
         }
     }
 
@@ -40,7 +55,10 @@ impl RotatingLog {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(&self.path)?;
+            // The log may quote requests and errors: private, also when an older one was not.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
             self.size = file.metadata()?.len();
             self.file = Some(file);
         }
@@ -54,9 +72,37 @@ impl RotatingLog {
         self.redactor = redactor;
     }
 
-    /// Appends one line (cleaned), rotating first when the file would pass its bound.
+    /// Appends one line (cleaned), rotating first when the file would pass its bound. Of a run
+    /// of 401 warnings the first is written and the rest counted (see [`REFUSED_WINDOW`]).
     pub fn write_line(&mut self, line: &str) -> io::Result<()> {
         let clean = self.redactor.redact(&strip_ansi(line));
+        if is_refusal(&clean) {
+            if let Some((count, since)) = &mut self.refused
+                && since.elapsed() < REFUSED_WINDOW
+            {
+                *count += 1;
+                return Ok(());
+            }
+            self.flush_refused()?;
+            self.refused = Some((0, Instant::now()));
+        } else {
+            self.flush_refused()?;
+        }
+        self.append(&clean)
+    }
+
+    /// Writes how many 401 warnings were held back, if any.
+    fn flush_refused(&mut self) -> io::Result<()> {
+        match self.refused.take() {
+            Some((count, since)) if count > 0 => self.append(&format!(
+                "[bitrouter-mcp] … and {count} more requests refused with 401 (missing or bad token) in {} s",
+                since.elapsed().as_secs().max(1)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn append(&mut self, clean: &str) -> io::Result<()> {
         let len = clean.len() as u64 + 1;
         self.file()?;
         if self.size + len > self.max_bytes && self.size > 0 {
@@ -89,6 +135,7 @@ impl RotatingLog {
                 .create(true)
                 .write(true)
                 .truncate(true)
+                .mode(0o600)
                 .open(&self.path)?,
         );
         self.size = 0;
@@ -177,5 +224,25 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert!(t[1].starts_with("line 099"), "{t:?}");
         assert!(t.iter().all(|l| !l.contains("supersecret")));
+    }
+
+    #[test]
+    fn a_flood_of_refusals_is_one_line_and_a_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RotatingLog::new(dir.path(), 1 << 20, 2, Redactor::new([]));
+        log.write_line("ready").unwrap();
+        for _ in 0..1000 {
+            log.write_line("WARN request{path=/v1/chat/completions}: unable to serve request (client error) status=401 error=None")
+                .unwrap();
+        }
+        log.note("daemon pid 1 ended");
+        let t = tail(&dir.path().join(LOG_NAME), 10);
+        assert_eq!(t.len(), 4, "{t:?}");
+        assert!(t[1].contains("status=401"));
+        assert!(
+            t[2].contains("and 999 more requests refused with 401"),
+            "{t:?}"
+        );
+        assert!(t[3].contains("daemon pid 1 ended"));
     }
 }

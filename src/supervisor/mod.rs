@@ -1,15 +1,17 @@
 //! The BitRouter daemon's process lifecycle: find the binary, write the daemon's config, start it,
 //! wait for `/health`, watch it, restart it with backoff when it dies or hangs, give up after a
 //! crash loop, and stop it with the server. Agents observe it through `bitrouter_status`; nothing
-//! here is reachable as an MCP tool.
+//! here is reachable as an MCP tool. Only the server that owns the data dir ([`ownership`]) runs
+//! any of it; the others wait for their turn.
 
 pub mod binary;
 pub mod install;
 pub mod logs;
+pub mod ownership;
 pub mod policy;
 pub mod process;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::binary::BinaryInfo;
 use self::logs::RotatingLog;
+use self::ownership::Ownership;
 use self::policy::{Decision, RestartPolicy, RestartTracker};
 use crate::daemon_api::DaemonClient;
 use crate::home::Home;
@@ -104,6 +107,8 @@ struct Shared {
     status: RwLock<DaemonStatus>,
     became_healthy: RwLock<Option<Instant>>,
     restart: Notify,
+    /// Bumped on every status change (the owner publishes then).
+    changes: watch::Sender<u64>,
 }
 
 /// Handle to the running supervisor; cheap to clone.
@@ -111,11 +116,13 @@ struct Shared {
 pub struct Supervisor {
     shared: Arc<Shared>,
     log_path: PathBuf,
+    ownership: Arc<Ownership>,
 }
 
 impl Supervisor {
-    /// Starts supervising (when `config.auto_start`) until `shutdown`; the returned task ends
-    /// after the daemon has been stopped.
+    /// Starts supervising (when `config.auto_start`) until `shutdown`, once this server owns the
+    /// data dir (`ownership`: it waits for that first); the returned task ends after the daemon
+    /// has been stopped.
     /// `plane`, when given, gets its routes re-applied after every (re)start before the daemon is
     /// reported healthy, and hears about health changes.
     pub fn start(
@@ -123,6 +130,7 @@ impl Supervisor {
         configs: watch::Receiver<Arc<PluginConfig>>,
         options: SupervisorOptions,
         plane: Option<Arc<RoutePlane>>,
+        ownership: Arc<Ownership>,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let log_path = home.logs_dir().join(logs::LOG_NAME);
@@ -146,10 +154,12 @@ impl Supervisor {
             }),
             became_healthy: RwLock::new(None),
             restart: Notify::new(),
+            changes: watch::channel(0).0,
         });
         let me = Self {
             shared: shared.clone(),
             log_path,
+            ownership: ownership.clone(),
         };
         let run = Run {
             shared,
@@ -157,7 +167,9 @@ impl Supervisor {
             home,
             configs,
             options,
+            ownership,
             shutdown,
+            holding: std::sync::atomic::AtomicBool::new(false),
         };
         (me, tokio::spawn(run.run()))
     }
@@ -182,9 +194,17 @@ impl Supervisor {
         s
     }
 
-    /// Restarts the daemon now and clears a `failed` state (SIGHUP).
+    /// Restarts the daemon now and clears a `failed` state (SIGHUP). Only the owner restarts
+    /// anything; in a follower this does nothing.
     pub fn request_restart(&self) {
-        self.shared.restart.notify_one();
+        if self.ownership.is_owner() {
+            self.shared.restart.notify_one();
+        }
+    }
+
+    /// Fires on every status change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.changes.subscribe()
     }
 }
 
@@ -195,6 +215,64 @@ enum RunEnd {
     /// The config changed in a way the running daemon cannot take live.
     Reconfigured,
     Crashed(String),
+    /// It stopped answering `/health`: SIGKILL at once, it would not heed SIGTERM either.
+    Hung(String),
+    /// It serves without authentication (its database cannot be opened): stopped, `failed`
+    /// until the config changes or SIGHUP. Fail closed.
+    Unsafe(String),
+}
+
+/// What the owner's loop does after a step.
+enum Flow {
+    /// Start the next round (re-reading the config).
+    Next,
+    Stop,
+}
+
+impl Flow {
+    /// `pause`/`wait_for_restart` say false on shutdown.
+    fn after_wait(go_on: bool) -> Self {
+        if go_on { Flow::Next } else { Flow::Stop }
+    }
+}
+
+/// A step that may end the round early with what to do next.
+type Step<T> = Result<T, Flow>;
+
+/// The daemon's files for one config, rendered once: what is written, and what the log masks.
+struct DaemonFiles(daemon_config::DaemonConfig);
+
+impl DaemonFiles {
+    fn render(config: &PluginConfig) -> Self {
+        Self(daemon_config::render(config))
+    }
+
+    /// Writes `bitrouter.yaml` and our `.env` entries (unchanged bytes are not rewritten).
+    fn write(&self, home: &Home) -> std::io::Result<bool> {
+        daemon_config::write(&self.0, &home.daemon_config_file(), &home.env_file())
+    }
+
+    /// Masks our literal keys and every value of the user's `.env` in the daemon's log.
+    fn redactor(&self, home: &Home) -> Redactor {
+        let from_file = env_file::read(&home.env_file()).into_values();
+        Redactor::from_env_and(self.0.env.values().cloned().chain(from_file))
+    }
+}
+
+/// What the owner keeps across rounds.
+struct Owner {
+    log: Arc<Mutex<RotatingLog>>,
+    tracker: RestartTracker,
+    install_started: bool,
+}
+
+impl Owner {
+    /// A lifecycle line in the daemon's log.
+    fn note(&self, message: &str) {
+        if let Ok(mut l) = self.log.lock() {
+            l.note(message);
+        }
+    }
 }
 
 struct Run {
@@ -203,11 +281,16 @@ struct Run {
     home: Home,
     configs: watch::Receiver<Arc<PluginConfig>>,
     options: SupervisorOptions,
+    ownership: Arc<Ownership>,
     shutdown: CancellationToken,
+    /// A new config waits for its port: the daemon keeps serving the old one, and the control
+    /// plane (which already follows the new address) is told the daemon is not there.
+    holding: std::sync::atomic::AtomicBool,
 }
 
 impl Run {
     fn update(&self, f: impl FnOnce(&mut DaemonStatus)) {
+        let holding = self.holding.load(std::sync::atomic::Ordering::SeqCst);
         let healthy = match self.shared.status.write() {
             Ok(mut s) => {
                 f(&mut s);
@@ -215,8 +298,9 @@ impl Run {
             }
             Err(_) => return,
         };
+        self.shared.changes.send_modify(|n| *n = n.wrapping_add(1));
         if let Some(plane) = &self.plane {
-            plane.set_daemon_healthy(healthy);
+            plane.set_daemon_healthy(healthy && !holding);
         }
     }
 
@@ -224,6 +308,14 @@ impl Run {
         self.update(|s| {
             s.state = state;
             s.healthy = state == DaemonState::Healthy;
+        });
+    }
+
+    fn fail(&self, state: DaemonState, message: String) {
+        self.update(|s| {
+            s.state = state;
+            s.healthy = false;
+            s.last_error = Some(message);
         });
     }
 
@@ -250,243 +342,287 @@ impl Run {
         }
     }
 
-    fn redactor(&self, config: &PluginConfig) -> Redactor {
-        let rendered = daemon_config::render(config);
-        let from_file = env_file::read(&self.home.env_file()).into_values();
-        Redactor::from_env_and(rendered.env.into_values().chain(from_file))
-    }
-
     async fn run(mut self) {
-        let log = Arc::new(Mutex::new(RotatingLog::new(
-            &self.home.logs_dir(),
-            self.options.log_max_bytes,
-            self.options.log_keep,
-            self.redactor(&self.configs.borrow().clone()),
-        )));
-        let note = |m: &str| {
-            if let Ok(mut l) = log.lock() {
-                l.note(m);
-            }
+        // Only the owner of the data dir runs the daemon; a follower waits here for its turn and
+        // never touches the daemon or its files before.
+        if !self.ownership.acquire(&self.shutdown).await {
+            return;
+        }
+        let config = self.configs.borrow().clone();
+        let mut owner = Owner {
+            log: Arc::new(Mutex::new(RotatingLog::new(
+                &self.home.logs_dir(),
+                self.options.log_max_bytes,
+                self.options.log_keep,
+                DaemonFiles::render(&config).redactor(&self.home),
+            ))),
+            tracker: RestartTracker::new(self.options.policy),
+            install_started: false,
         };
-        let mut tracker = RestartTracker::new(self.options.policy);
-        let mut install_started = false;
-
-        loop {
-            if self.shutdown.is_cancelled() {
+        while !self.shutdown.is_cancelled() {
+            let flow = match self.round(&mut owner).await {
+                Ok(flow) | Err(flow) => flow,
+            };
+            if let Flow::Stop = flow {
                 break;
             }
-            let config = self.configs.borrow_and_update().clone();
-            let listen = config.listen_addr();
-            let client = DaemonClient::new(&listen);
-            let poll = Duration::from_millis(config.health_check_interval_ms);
-            self.update(|s| {
-                s.managed = config.auto_start;
-                s.listen = listen.clone();
-            });
-            if !config.auto_start {
-                self.set_state(DaemonState::Stopped);
-                if !self.wait_for_restart().await {
-                    break;
-                }
-                continue;
-            }
-            if let Ok(mut l) = log.lock() {
-                l.set_redactor(self.redactor(&config));
-            }
-            // 1. The binary: re-resolved every round, so an install while we run is picked up.
-            let info = binary::inspect(self.options.binary.as_deref()).await;
-            self.update(|s| s.binary = Some(info.clone()));
-            let Some(path) = info
-                .path
-                .clone()
-                .filter(|_| info.version.is_some())
-                .map(PathBuf::from)
-            else {
-                self.update(|s| {
-                    s.state = DaemonState::NotInstalled;
-                    s.healthy = false;
-                    // While a build runs, its progress is the message.
-                    if !install_started {
-                        s.last_error = info.problem.clone();
-                    }
-                });
-                if self.options.auto_install && self.options.binary.is_none() && !install_started {
-                    install_started = true;
-                    self.install_in_background(log.clone());
-                }
-                if !self.pause(poll.min(Duration::from_secs(5))).await {
-                    break;
-                }
-                continue;
-            };
+        }
+        self.set_state(DaemonState::Stopped);
+        owner.note("supervisor stopped");
+    }
+
+    /// One round: the current config, the binary, a free port, the daemon's files, then one
+    /// daemon process from spawn to exit, and what to do after it.
+    async fn round(&mut self, owner: &mut Owner) -> Step<Flow> {
+        let config = self.configs.borrow_and_update().clone();
+        let listen = config.listen_addr();
+        self.update(|s| {
+            s.managed = config.auto_start;
+            s.listen = listen.clone();
+        });
+        if !config.auto_start {
+            self.set_state(DaemonState::Stopped);
+            return Ok(Flow::after_wait(self.wait_for_restart().await));
+        }
+        let poll = Duration::from_millis(config.health_check_interval_ms);
+        let files = DaemonFiles::render(&config);
+        if let Ok(mut l) = owner.log.lock() {
+            l.set_redactor(files.redactor(&self.home));
+        }
+        let binary = self.find_binary(owner, poll).await?;
+        self.stop_leftover(owner).await;
+        self.claim_port(&listen, poll).await?;
+        self.write_files(&files, poll).await?;
+        let started = Instant::now();
+        let end = self.run_daemon(&binary, &config, owner).await;
+        Ok(self.after_run(end, started, owner).await)
+    }
+
+    /// Step 1, the binary: re-resolved every round, so an install while we run is picked up.
+    /// Missing: reports it, starts a background build once, and waits.
+    async fn find_binary(&self, owner: &mut Owner, poll: Duration) -> Step<PathBuf> {
+        let info = binary::inspect(self.options.binary.as_deref()).await;
+        self.update(|s| s.binary = Some(info.clone()));
+        if let Some(path) = info.path.clone().filter(|_| info.version.is_some()) {
             if let Some(problem) = &info.problem {
                 tracing::warn!(problem, "unexpected bitrouter version");
             }
-
-            // 2. Never two daemons on one home: stop one an earlier server left behind.
-            if let Some(pid) = process::leftover_daemon(&self.home) {
-                tracing::warn!(pid, "stopping a daemon left running on this home");
-                note(&format!("stopping leftover daemon pid {pid}"));
-                process::stop_leftover(pid, self.options.stop_grace).await;
-                process::remove_pid_file(&self.home);
+            return Ok(PathBuf::from(path));
+        }
+        let install_started = owner.install_started;
+        self.update(|s| {
+            s.state = DaemonState::NotInstalled;
+            s.healthy = false;
+            // While a build runs, its progress is the message.
+            if !install_started {
+                s.last_error = info.problem.clone();
             }
+        });
+        if self.options.auto_install && self.options.binary.is_none() && !install_started {
+            owner.install_started = true;
+            self.install_in_background(owner.log.clone());
+        }
+        Err(Flow::after_wait(
+            self.pause(poll.min(Duration::from_secs(5))).await,
+        ))
+    }
 
-            // 3. The port must be free, or the daemon would die with a bind error.
-            if process::port_in_use(&listen) {
-                let msg = format!(
+    /// Step 2, never two daemons on one home: stops one a server left behind where the kernel
+    /// could not stop it with its owner (no `PR_SET_PDEATHSIG` outside Linux).
+    async fn stop_leftover(&self, owner: &Owner) {
+        if let Some(pid) = process::leftover_daemon(&self.home) {
+            tracing::warn!(pid, "stopping a daemon left running on this home");
+            owner.note(&format!("stopping leftover daemon pid {pid}"));
+            process::stop_leftover(pid, self.options.stop_grace).await;
+            process::remove_pid_file(&self.home);
+        }
+    }
+
+    /// Step 3, the port must be free, or the daemon would die with a bind error. A daemon that
+    /// just died (the previous owner's, at takeover) may hold it a moment longer.
+    async fn claim_port(&self, listen: &str, poll: Duration) -> Step<()> {
+        let deadline = Instant::now() + PORT_GRACE;
+        while process::port_in_use(listen) {
+            if Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            tracing::error!(%listen, "daemon port in use");
+            self.fail(
+                DaemonState::Failed,
+                format!(
                     "port in use: {listen} is taken by another program; set `port` (or `host`) in the config to a free one"
-                );
-                tracing::error!(%listen, "daemon port in use");
-                self.update(|s| {
-                    s.state = DaemonState::Failed;
-                    s.healthy = false;
-                    s.last_error = Some(msg);
-                });
-                if !self.pause(poll).await {
-                    break;
-                }
-                continue;
-            }
+                ),
+            );
+            return Err(Flow::after_wait(self.pause(poll).await));
+        }
+        Ok(())
+    }
 
-            // 4. Its config.
-            let rendered = daemon_config::render(&config);
-            if let Err(e) = daemon_config::write(
-                &rendered,
-                &self.home.daemon_config_file(),
-                &self.home.env_file(),
-            ) {
-                self.update(|s| {
-                    s.state = DaemonState::Failed;
-                    s.last_error = Some(format!("cannot write the daemon config: {e}"));
-                });
-                if !self.pause(poll).await {
-                    break;
-                }
-                continue;
-            }
+    /// Step 4, the daemon's config: `bitrouter.yaml` and our `.env` entries.
+    async fn write_files(&self, files: &DaemonFiles, poll: Duration) -> Step<()> {
+        if let Err(e) = files.write(&self.home) {
+            self.fail(
+                DaemonState::Failed,
+                format!("cannot write the daemon config: {e}"),
+            );
+            return Err(Flow::after_wait(self.pause(poll).await));
+        }
+        Ok(())
+    }
 
-            // 5. Spawn and wait for health.
-            self.set_state(DaemonState::Starting);
-            let started = Instant::now();
-            let end = match process::spawn(&path, &self.home, &log) {
-                Err(e) => RunEnd::Crashed(format!("cannot start {}: {e}", path.display())),
-                Ok(mut daemon) => {
-                    let child = &mut daemon.child;
-                    let pid = child.id();
-                    if let Some(pid) = pid {
-                        process::write_pid_file(&self.home, pid);
+    /// Step 5, one daemon process: spawn, wait for health (routes restored first), watch, and
+    /// stop it when it must end. Records its pid and how it ended.
+    async fn run_daemon(&self, path: &Path, config: &PluginConfig, owner: &Owner) -> RunEnd {
+        let listen = config.listen_addr();
+        self.holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.set_state(DaemonState::Starting);
+        let started = Instant::now();
+        let mut daemon =
+            match process::spawn(path, &self.home, &owner.log, self.ownership.lock_fd()) {
+                Ok(daemon) => daemon,
+                Err(e) => return RunEnd::Crashed(format!("cannot start {}: {e}", path.display())),
+            };
+        let pid = daemon.child.id();
+        if let Some(pid) = pid {
+            process::write_pid_file(&self.home, pid);
+        }
+        self.update(|s| s.pid = pid);
+        owner.note(&format!(
+            "started daemon pid {} (owner: server pid {}, {})",
+            pid.unwrap_or(0),
+            self.ownership.me().pid,
+            self.ownership.me().transport
+        ));
+        tracing::info!(pid, %listen, "daemon started");
+        let client = DaemonClient::new(&listen);
+        let end = match self.await_ready(&mut daemon.child, &client, started).await {
+            Ok(()) => self.watch(&mut daemon.child, &client, config).await,
+            Err(end) => end,
+        };
+        // Never report a dying daemon as healthy, not even while it is stopped.
+        self.set_state(match end {
+            RunEnd::Shutdown => DaemonState::Stopped,
+            _ => DaemonState::Restarting,
+        });
+        let exited = match &end {
+            RunEnd::Crashed(_) => daemon.child.try_wait().ok().flatten(),
+            _ => None,
+        };
+        let grace = match &end {
+            RunEnd::Hung(_) | RunEnd::Unsafe(_) => Duration::ZERO,
+            _ => self.options.stop_grace,
+        };
+        let exit = match exited {
+            Some(status) => Some(status),
+            None if grace.is_zero() => process::kill(&mut daemon.child).await,
+            None => process::terminate(&mut daemon.child, grace).await,
+        };
+        daemon.drain_output().await;
+        process::remove_pid_file(&self.home);
+        let exit_text = exit.as_ref().map(process::describe_exit);
+        owner.note(&format!(
+            "daemon pid {} ended: {}",
+            pid.unwrap_or(0),
+            exit_text.as_deref().unwrap_or("unknown")
+        ));
+        self.update(|s| {
+            s.pid = None;
+            s.last_exit = exit_text;
+        });
+        end
+    }
+
+    /// Step 6, what next: stop, restart at once, restart after a backoff, or give up.
+    async fn after_run(&self, end: RunEnd, started: Instant, owner: &mut Owner) -> Flow {
+        let was_healthy = match self.shared.became_healthy.write() {
+            Ok(mut t) => t.take().is_some(),
+            Err(_) => false,
+        };
+        match end {
+            RunEnd::Shutdown => Flow::Stop,
+            RunEnd::Requested => {
+                owner.tracker.reset();
+                self.update(|s| s.restart_count += 1);
+                Flow::Next
+            }
+            RunEnd::Reconfigured => {
+                owner.tracker.reset();
+                owner.note("restarting with the new config");
+                Flow::Next
+            }
+            RunEnd::Unsafe(reason) => {
+                tracing::error!(reason, "daemon stopped: it serves without authentication");
+                owner.note(&reason);
+                self.fail(DaemonState::Failed, reason);
+                let go_on = self.wait_for_restart().await;
+                owner.tracker.reset();
+                Flow::after_wait(go_on)
+            }
+            RunEnd::Crashed(reason) | RunEnd::Hung(reason) => {
+                let tail = logs::tail(&self.home.logs_dir().join(logs::LOG_NAME), 5);
+                tracing::warn!(reason, "daemon crashed");
+                let jitter = f64::from(random_u16()) / f64::from(u16::MAX) * 0.999;
+                // SIGKILL comes from outside (an operator, the OOM killer), not from the daemon.
+                let killed = self
+                    .shared
+                    .status
+                    .read()
+                    .is_ok_and(|s| s.last_exit.as_deref() == Some("killed by signal 9"));
+                match owner.tracker.on_crash(
+                    Instant::now(),
+                    started.elapsed(),
+                    was_healthy,
+                    killed,
+                    jitter,
+                ) {
+                    Decision::RestartAfter(delay) => {
+                        self.update(|s| {
+                            s.state = DaemonState::Restarting;
+                            s.healthy = false;
+                            s.restart_count += 1;
+                            s.last_error = Some(with_tail(&reason, &tail));
+                        });
+                        Flow::after_wait(self.pause(delay).await)
                     }
-                    self.update(|s| s.pid = pid);
-                    note(&format!("started daemon pid {}", pid.unwrap_or(0)));
-                    tracing::info!(pid, %listen, "daemon started");
-                    let end = self.watch(child, &client, &config, started).await;
-                    // Never report a dying daemon as healthy, not even while it is stopped.
-                    let state = match end {
-                        RunEnd::Shutdown => DaemonState::Stopped,
-                        _ => DaemonState::Restarting,
-                    };
-                    self.set_state(state);
-                    let exit = match &end {
-                        RunEnd::Crashed(_) => child.try_wait().ok().flatten(),
-                        _ => None,
-                    };
-                    let exit = match exit {
-                        Some(status) => Some(status),
-                        None => process::terminate(child, self.options.stop_grace).await,
-                    };
-                    daemon.drain_output().await;
-                    process::remove_pid_file(&self.home);
-                    let exit_text = exit.as_ref().map(process::describe_exit);
-                    note(&format!(
-                        "daemon pid {} ended: {}",
-                        pid.unwrap_or(0),
-                        exit_text.as_deref().unwrap_or("unknown")
-                    ));
-                    self.update(|s| {
-                        s.pid = None;
-                        s.last_exit = exit_text;
-                    });
-                    end
-                }
-            };
-            let was_healthy = match self.shared.became_healthy.write() {
-                Ok(mut t) => t.take().is_some(),
-                Err(_) => false,
-            };
-
-            // 6. What next.
-            match end {
-                RunEnd::Shutdown => break,
-                RunEnd::Requested => {
-                    tracker.reset();
-                    self.update(|s| s.restart_count += 1);
-                }
-                RunEnd::Reconfigured => {
-                    tracker.reset();
-                    note("restarting with the new config");
-                }
-                RunEnd::Crashed(reason) => {
-                    let tail = logs::tail(&self.home.logs_dir().join(logs::LOG_NAME), 5);
-                    tracing::warn!(reason, "daemon crashed");
-                    let jitter = f64::from(random_u16()) / f64::from(u16::MAX) * 0.999;
-                    match tracker.on_crash(Instant::now(), started.elapsed(), was_healthy, jitter) {
-                        Decision::RestartAfter(delay) => {
-                            self.update(|s| {
-                                s.state = DaemonState::Restarting;
-                                s.healthy = false;
-                                s.restart_count += 1;
-                                s.last_error = Some(with_tail(&reason, &tail));
-                            });
-                            if !self.pause(delay).await {
-                                break;
-                            }
-                        }
-                        Decision::GiveUp(why) => {
-                            tracing::error!(why, "daemon keeps crashing; giving up");
-                            note(&why);
-                            self.update(|s| {
-                                s.state = DaemonState::Failed;
-                                s.healthy = false;
-                                s.last_error =
-                                    Some(with_tail(&format!("{why}; last: {reason}"), &tail));
-                            });
-                            if !self.wait_for_restart().await {
-                                break;
-                            }
-                            tracker.reset();
-                        }
+                    Decision::GiveUp(why) => {
+                        tracing::error!(why, "daemon keeps crashing; giving up");
+                        owner.note(&why);
+                        self.fail(
+                            DaemonState::Failed,
+                            with_tail(&format!("{why}; last: {reason}"), &tail),
+                        );
+                        let go_on = self.wait_for_restart().await;
+                        owner.tracker.reset();
+                        Flow::after_wait(go_on)
                     }
                 }
             }
         }
-        self.set_state(DaemonState::Stopped);
-        note("supervisor stopped");
     }
 
-    /// Waits for the first healthy probe, then watches the process until it ends or must end.
-    async fn watch(
+    /// Polls `/health` until the daemon answers (then restores the routes and reports it
+    /// healthy), it exits, or the startup timeout passes.
+    async fn await_ready(
         &self,
         child: &mut tokio::process::Child,
         client: &DaemonClient,
-        config: &PluginConfig,
         spawned: Instant,
-    ) -> RunEnd {
-        let poll = Duration::from_millis(config.health_check_interval_ms);
-        let mut configs = self.configs.clone();
-        let keys_at_start = env_file::user_fingerprint(&self.home.env_file());
+    ) -> Result<(), RunEnd> {
         let deadline = tokio::time::Instant::now() + self.options.startup_timeout;
         loop {
             let probe = tokio::select! {
                 status = child.wait() => {
                     let how = status.map(|s| process::describe_exit(&s)).unwrap_or_default();
-                    return RunEnd::Crashed(format!("daemon exited during startup ({how})"));
+                    return Err(RunEnd::Crashed(format!("daemon exited during startup ({how})")));
                 }
-                _ = self.shutdown.cancelled() => return RunEnd::Shutdown,
+                _ = self.shutdown.cancelled() => return Err(RunEnd::Shutdown),
                 _ = tokio::time::sleep_until(deadline) => {
-                    return RunEnd::Crashed(format!(
+                    return Err(RunEnd::Crashed(format!(
                         "daemon did not answer /health within {} s",
                         self.options.startup_timeout.as_secs()
-                    ));
+                    )));
                 }
                 probe = async {
                     tokio::time::sleep(STARTUP_POLL).await;
@@ -494,17 +630,38 @@ impl Run {
                 } => probe,
             };
             if probe.result.is_ok() {
+                // Without its database the daemon lets anyone spend the provider keys.
+                if client.serves_anonymously().await == Ok(true) {
+                    return Err(RunEnd::Unsafe(OPEN_PROXY.to_string()));
+                }
                 // Dynamic routes live in the daemon's memory: put ours back before anyone is
                 // told the daemon is healthy.
-                if let Some(plane) = &self.plane {
-                    self.restore_routes(plane).await;
-                }
+                let routes_applied = match &self.plane {
+                    Some(plane) => self.restore_routes(plane).await,
+                    None => true,
+                };
                 let startup = ms(spawned.elapsed());
                 self.update(|s| s.startup_ms = Some(startup));
-                self.mark_healthy(probe.latency);
-                break;
+                // A fresh, healthy daemon: the previous one's problem is history (`last_exit`).
+                self.mark_healthy(probe.latency, routes_applied);
+                return Ok(());
             }
         }
+    }
+
+    /// Watches a healthy daemon until it exits, hangs, must restart or the server stops.
+    async fn watch(
+        &self,
+        child: &mut tokio::process::Child,
+        client: &DaemonClient,
+        config: &PluginConfig,
+    ) -> RunEnd {
+        let poll = Duration::from_millis(config.health_check_interval_ms);
+        // A probe may take as long as the interval (0.2 to 2 s): a hung daemon is noticed after
+        // `max_health_failures` intervals of about twice that, not several times 2 s.
+        let probe_timeout = poll.clamp(Duration::from_millis(200), Duration::from_secs(2));
+        let mut configs = self.configs.clone();
+        let keys_at_start = env_file::user_fingerprint(&self.home.env_file());
         let mut failures = 0u32;
         loop {
             let probe = tokio::select! {
@@ -515,51 +672,95 @@ impl Run {
                 _ = self.shutdown.cancelled() => return RunEnd::Shutdown,
                 _ = self.shared.restart.notified() => return RunEnd::Requested,
                 changed = configs.changed() => {
-                    if changed.is_err() {
-                        continue;
+                    if changed.is_ok() {
+                        let new = configs.borrow_and_update().clone();
+                        if let Some(end) = self.config_changed(config, &new) {
+                            return end;
+                        }
                     }
-                    let new = configs.borrow_and_update().clone();
-                    if !new.auto_start || daemon_config::needs_restart(config, &new) {
-                        return RunEnd::Reconfigured;
-                    }
-                    // Routes only: the plane applies them live; the yaml is for the next start.
-                    let _ = daemon_config::write(
-                        &daemon_config::render(&new),
-                        &self.home.daemon_config_file(),
-                        &self.home.env_file(),
-                    );
                     continue;
                 }
                 probe = async {
                     tokio::time::sleep(poll).await;
-                    client.health().await
+                    client.health_within(probe_timeout).await
                 } => probe,
             };
+            // A config held back for its port: restart once the port is free.
+            if self.holding.load(std::sync::atomic::Ordering::SeqCst)
+                && !process::port_in_use(&self.configs.borrow().listen_addr())
+            {
+                return RunEnd::Reconfigured;
+            }
+            // Keys and tokens the `bitrouter` CLI writes while we serve (0644) become private.
+            if let Err(e) = crate::fsutil::harden_tree(&self.home.keys_dir()) {
+                tracing::debug!(error = %e, "cannot make the keys private");
+            }
             // The daemon reads provider keys only at start (e.g. after `auth login`).
             if env_file::user_fingerprint(&self.home.env_file()) != keys_at_start {
                 tracing::info!("provider keys changed; restarting the daemon to load them");
                 return RunEnd::Reconfigured;
             }
-            match probe.result {
-                Ok(()) => {
-                    failures = 0;
-                    self.mark_healthy(probe.latency);
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(error = %e, failures, "daemon health check failed");
-                    self.update(|s| {
-                        s.state = DaemonState::Unhealthy;
-                        s.healthy = false;
-                        s.health_latency_ms = Some(ms(probe.latency));
-                        s.last_error = Some(format!("health check failed: {e}"));
-                    });
-                    if failures >= self.options.max_health_failures {
-                        return RunEnd::Crashed(format!(
-                            "daemon stopped answering /health ({failures} checks in a row: {e})"
-                        ));
-                    }
-                }
+            if let Some(end) = self.health_checked(probe, &mut failures) {
+                return end;
+            }
+        }
+    }
+
+    /// A new config while the daemon runs: a restart, or (routes only) the plane applies it live
+    /// and the yaml is rewritten for the next start.
+    /// A new port that another program holds would leave nothing running: the working daemon
+    /// keeps serving (on the old config) until that port is free.
+    fn config_changed(&self, running: &PluginConfig, new: &PluginConfig) -> Option<RunEnd> {
+        use std::sync::atomic::Ordering;
+        if !new.auto_start || daemon_config::needs_restart(running, new) {
+            let (old, next) = (running.listen_addr(), new.listen_addr());
+            if new.auto_start && old != next && process::port_in_use(&next) {
+                tracing::warn!(%next, "new daemon port in use; keeping the running daemon");
+                self.holding.store(true, Ordering::SeqCst);
+                self.update(|s| {
+                    s.last_error = Some(format!(
+                        "port in use: {next} (the new config's) is taken by another program; the daemon keeps serving on {old} with the previous config, and restarts on {next} once it is free (or set another `port`)"
+                    ));
+                });
+                return None;
+            }
+            self.holding.store(false, Ordering::SeqCst);
+            return Some(RunEnd::Reconfigured);
+        }
+        self.holding.store(false, Ordering::SeqCst);
+        let _ = DaemonFiles::render(new).write(&self.home);
+        None
+    }
+
+    /// One `/health` result of a running daemon; enough failures in a row count as a hang.
+    fn health_checked(
+        &self,
+        probe: crate::daemon_api::HealthProbe,
+        failures: &mut u32,
+    ) -> Option<RunEnd> {
+        match probe.result {
+            Ok(()) => {
+                // Back from unhealthy: the health failure is no longer the latest problem.
+                let recovered = *failures > 0;
+                *failures = 0;
+                self.mark_healthy(probe.latency, recovered);
+                None
+            }
+            Err(e) => {
+                *failures += 1;
+                tracing::warn!(error = %e, failures = *failures, "daemon health check failed");
+                self.update(|s| {
+                    s.state = DaemonState::Unhealthy;
+                    s.healthy = false;
+                    s.health_latency_ms = Some(ms(probe.latency));
+                    s.last_error = Some(format!("health check failed: {e}"));
+                });
+                (*failures >= self.options.max_health_failures).then(|| {
+                    RunEnd::Hung(format!(
+                        "daemon stopped answering /health ({} checks in a row: {e})",
+                        *failures
+                    ))
+                })
             }
         }
     }
@@ -608,12 +809,13 @@ impl Run {
         });
     }
 
-    async fn restore_routes(&self, plane: &RoutePlane) {
+    /// Returns whether the routes are applied.
+    async fn restore_routes(&self, plane: &RoutePlane) -> bool {
         let mut last = Ok(());
         for _ in 0..5 {
             last = plane.restore().await;
             if last.is_ok() {
-                return;
+                return true;
             }
             tokio::time::sleep(STARTUP_POLL).await;
         }
@@ -621,9 +823,11 @@ impl Run {
             tracing::error!(error = %e, "cannot apply routes to the daemon");
             self.update(|s| s.last_error = Some(format!("routes not applied: {e}")));
         }
+        false
     }
 
-    fn mark_healthy(&self, latency: Duration) {
+    /// Healthy now; `clear_error`: the latest problem is over.
+    fn mark_healthy(&self, latency: Duration, clear_error: bool) {
         if let Ok(mut t) = self.shared.became_healthy.write()
             && t.is_none()
         {
@@ -633,12 +837,25 @@ impl Run {
             s.state = DaemonState::Healthy;
             s.healthy = true;
             s.health_latency_ms = Some(ms(latency));
+            if clear_error {
+                s.last_error = None;
+            }
         });
     }
 }
 
+/// Why a daemon that serves without a token is stopped.
+const OPEN_PROXY: &str = "the daemon served a request without any token (its database could not be opened: \
+     \"auth disabled\" in the daemon log), so anyone reaching its port could spend the provider keys; \
+     stopped. Make <bitrouter-home>/bitrouter.db openable (a file this user can write), then edit the \
+     config or send SIGHUP";
+
 /// How often `/health` is polled while the daemon starts: readiness is noticed within this.
 const STARTUP_POLL: Duration = Duration::from_millis(20);
+
+/// How long a port may stay taken before it counts as taken by another program: a daemon that
+/// just died can hold it a moment longer.
+const PORT_GRACE: Duration = Duration::from_secs(1);
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

@@ -2,9 +2,11 @@
 //! backoff with jitter between restarts, reset after a stable run, and an intensity limit that
 //! gives up (state `failed`) instead of crash-looping. Pure logic over given instants.
 //!
-//! Only runs that never became healthy count toward the limit: a daemon that cannot start is
-//! hopeless, one that served and was then killed (OOM killer, an operator, chaos) is worth
-//! restarting every time — the backoff still keeps that from spinning.
+//! A run counts toward the limit unless it served and was then killed from outside: a daemon
+//! that cannot start, or that dies by itself (an exit code, a crash signal) right after every
+//! start, is crash-looping; one that served and was then SIGKILLed (OOM killer, an operator,
+//! chaos) is worth restarting every time — the backoff still keeps that from spinning. Runs that
+//! last `stable_after` reset the backoff.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -60,21 +62,25 @@ impl RestartTracker {
     }
 
     /// Records a crash at `now` after a run of `uptime` that did or did not become healthy;
-    /// `jitter` in [0, 1) spreads the delay ±20 %.
+    /// `killed`: it ended by SIGKILL (from outside). A run that served and was then killed never
+    /// counts toward giving up. `jitter` in [0, 1) spreads the delay ±20 %.
     pub fn on_crash(
         &mut self,
         now: Instant,
         uptime: Duration,
         was_healthy: bool,
+        killed: bool,
         jitter: f64,
     ) -> Decision {
         if uptime >= self.policy.stable_after {
             self.attempt = 0;
         }
+        if !(was_healthy && killed) {
+            self.crashes.push_back(now);
+        }
         let ceiling = if was_healthy {
             self.policy.max_backoff_after_healthy
         } else {
-            self.crashes.push_back(now);
             self.policy.max_backoff
         };
         while self
@@ -121,12 +127,18 @@ mod tests {
         let mut t = RestartTracker::new(policy);
         let start = Instant::now();
         let delays: Vec<Duration> = (0..10)
-            .map(
-                |i| match t.on_crash(start + Duration::from_secs(i), Duration::ZERO, false, 0.5) {
+            .map(|i| {
+                match t.on_crash(
+                    start + Duration::from_secs(i),
+                    Duration::ZERO,
+                    false,
+                    false,
+                    0.5,
+                ) {
                     Decision::RestartAfter(d) => d,
                     other => panic!("{other:?}"),
-                },
-            )
+                }
+            })
             .collect();
         assert_eq!(delays[0], Duration::from_millis(250));
         assert_eq!(delays[1], Duration::from_millis(500));
@@ -135,6 +147,7 @@ mod tests {
         let after_stable = t.on_crash(
             start + Duration::from_secs(100),
             Duration::from_secs(31),
+            true,
             true,
             0.5,
         );
@@ -150,15 +163,27 @@ mod tests {
         let start = Instant::now();
         for i in 0..5 {
             assert!(matches!(
-                t.on_crash(start + Duration::from_secs(i), Duration::ZERO, false, 0.0),
+                t.on_crash(
+                    start + Duration::from_secs(i),
+                    Duration::ZERO,
+                    false,
+                    false,
+                    0.0
+                ),
                 Decision::RestartAfter(_)
             ));
         }
         assert!(matches!(
-            t.on_crash(start + Duration::from_secs(5), Duration::ZERO, false, 0.0),
+            t.on_crash(
+                start + Duration::from_secs(5),
+                Duration::ZERO,
+                false,
+                false,
+                0.0
+            ),
             Decision::GiveUp(_)
         ));
-        // A daemon that served before it died is always restarted.
+        // A daemon that served and was then SIGKILLed is always restarted.
         let mut t = RestartTracker::new(RestartPolicy::default());
         for i in 0..20 {
             assert!(matches!(
@@ -166,11 +191,29 @@ mod tests {
                     start + Duration::from_secs(i),
                     Duration::from_secs(1),
                     true,
+                    true,
                     0.0
                 ),
                 Decision::RestartAfter(_)
             ));
         }
+        // One that dies by itself within seconds of every healthy start is crash-looping.
+        let mut t = RestartTracker::new(RestartPolicy::default());
+        let decisions: Vec<bool> = (0..6)
+            .map(|i| {
+                matches!(
+                    t.on_crash(
+                        start + Duration::from_secs(i * 3),
+                        Duration::from_secs(2),
+                        true,
+                        false,
+                        0.0
+                    ),
+                    Decision::GiveUp(_)
+                )
+            })
+            .collect();
+        assert_eq!(decisions, [false, false, false, false, false, true]);
         // Crashes spread over more than the window never give up.
         let mut t = RestartTracker::new(RestartPolicy::default());
         for i in 0..20 {
@@ -178,6 +221,7 @@ mod tests {
                 t.on_crash(
                     start + Duration::from_secs(i * 15),
                     Duration::ZERO,
+                    false,
                     false,
                     0.0
                 ),
@@ -190,11 +234,12 @@ mod tests {
     fn jitter_stays_within_twenty_percent() {
         let mut t = RestartTracker::new(RestartPolicy::default());
         let now = Instant::now();
-        let Decision::RestartAfter(low) = t.on_crash(now, Duration::ZERO, false, 0.0) else {
+        let Decision::RestartAfter(low) = t.on_crash(now, Duration::ZERO, false, false, 0.0) else {
             panic!()
         };
         t.reset();
-        let Decision::RestartAfter(high) = t.on_crash(now, Duration::ZERO, false, 0.999) else {
+        let Decision::RestartAfter(high) = t.on_crash(now, Duration::ZERO, false, false, 0.999)
+        else {
             panic!()
         };
         assert_eq!(low, Duration::from_millis(200));

@@ -28,8 +28,15 @@ impl Daemon {
     }
 }
 
-/// Spawns `bitrouter --home-dir <home> serve` with its output pumped into `log`.
-pub fn spawn(binary: &Path, home: &Home, log: &Arc<Mutex<RotatingLog>>) -> std::io::Result<Daemon> {
+/// Spawns `bitrouter --home-dir <home> serve` with its output pumped into `log`. `owner_lock`,
+/// the data dir's ownership lock, is inherited by the daemon (Linux): the lock is then released
+/// only once both the owner and its daemon are gone.
+pub fn spawn(
+    binary: &Path,
+    home: &Home,
+    log: &Arc<Mutex<RotatingLog>>,
+    owner_lock: Option<std::os::fd::RawFd>,
+) -> std::io::Result<Daemon> {
     let mut cmd = Command::new(binary);
     cmd.arg("--home-dir")
         .arg(home.bitrouter_home())
@@ -48,7 +55,7 @@ pub fn spawn(binary: &Path, home: &Home, log: &Arc<Mutex<RotatingLog>>) -> std::
         .kill_on_drop(true);
     // SAFETY: only async-signal-safe libc calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             // The daemon must not outlive this server, even if we are SIGKILLed. (Linux only;
             // elsewhere only an orderly shutdown stops it.)
             #[cfg(target_os = "linux")]
@@ -60,9 +67,19 @@ pub fn spawn(binary: &Path, home: &Home, log: &Arc<Mutex<RotatingLog>>) -> std::
                 if libc::getppid() == 1 {
                     return Err(std::io::Error::other("parent exited"));
                 }
+                // Keep the ownership lock's descriptor across exec (only in this child).
+                if let Some(fd) = owner_lock
+                    && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
+            #[cfg(not(target_os = "linux"))]
+            let _ = owner_lock;
             // Own process group: a terminal's Ctrl-C reaches us, and we stop the daemon in order.
             libc::setpgid(0, 0);
+            // Everything the daemon creates (its database, logs) is private.
+            libc::umask(0o077);
             Ok(())
         });
     }
@@ -102,6 +119,12 @@ pub async fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus>
             return Some(status);
         }
     }
+    let _ = child.start_kill();
+    child.wait().await.ok()
+}
+
+/// SIGKILL at once (a hung or unsafe daemon). Returns how it exited.
+pub async fn kill(child: &mut Child) -> Option<ExitStatus> {
     let _ = child.start_kill();
     child.wait().await.ok()
 }

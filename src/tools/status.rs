@@ -14,6 +14,7 @@ use crate::routing::credentials::{self, ProviderSummary};
 use crate::routing::table::{ForeignChange, RouteEntry, RouteTable};
 use crate::supervisor::DaemonStatus;
 use crate::supervisor::binary::BinaryInfo;
+use crate::supervisor::ownership::OwnershipStatus;
 
 /// `bitrouter_status` takes no arguments.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -29,6 +30,8 @@ pub struct StatusOutput {
     /// Address the daemon listens on; OpenAI-compatible clients use `http://<listen>/v1`.
     pub listen: String,
     pub daemon: DaemonStatus,
+    /// Which server runs the daemon of this data dir, and whether it is this one.
+    pub ownership: OwnershipStatus,
     pub binary: BinaryInfo,
     pub paths: Paths,
     pub providers: Vec<ProviderSummary>,
@@ -66,6 +69,7 @@ pub fn run(
     daemon: DaemonStatus,
     binary: BinaryInfo,
     routes: &RouteTable,
+    ownership: OwnershipStatus,
 ) -> StatusOutput {
     let accounts = keystore::list(home).unwrap_or_default();
     StatusOutput {
@@ -73,6 +77,7 @@ pub fn run(
         config_error: None,
         listen: config.listen_addr(),
         daemon,
+        ownership,
         binary,
         paths: Paths {
             data_dir: home.data_dir().display().to_string(),

@@ -77,7 +77,8 @@ impl TestHome {
         std::fs::write(&p, serde_json::to_vec_pretty(json).unwrap()).unwrap();
         p
     }
-    /// Every file under the data dir, relative, sorted.
+    /// Every file under the data dir, relative, sorted; the running servers' ownership files
+    /// (`owner.lock`, `owner.json`) left out.
     pub fn files(&self) -> Vec<String> {
         fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
             if let Ok(rd) = std::fs::read_dir(dir) {
@@ -93,6 +94,7 @@ impl TestHome {
         }
         let mut out = Vec::new();
         walk(&self.data_dir(), &self.data_dir(), &mut out);
+        out.retain(|f| f != "owner.lock" && f != "owner.json");
         out.sort();
         out
     }

@@ -87,6 +87,8 @@ export class FakeBitrouter {
     this.clients = [];
     this.keygenCount = 0;
     this.statusHealthy = true;
+    /** @type {object} more fields of bitrouter_status (paths, ownership) */
+    this.statusExtra = {};
     this.accounts = accounts;
     this.activeAccount = accounts > 0 && activeAccount;
     this.savedTokens = new Set(savedTokens);
@@ -165,7 +167,11 @@ export class FakeMcpClient {
       return structuredClone(s.usage ?? { totals: { requests: 0 }, by_model: [], by_provider: [], by_endpoint: [], recent: [], note: "no request was logged in this window" });
     }
     if (name === "bitrouter_status") {
-      return { listen: "127.0.0.1:8787", daemon: { state: this.server.statusHealthy ? "healthy" : "unhealthy", healthy: this.server.statusHealthy } };
+      return {
+        listen: "127.0.0.1:8787",
+        daemon: { state: this.server.statusHealthy ? "healthy" : "unhealthy", healthy: this.server.statusHealthy },
+        ...this.server.statusExtra,
+      };
     }
     throw new Error(`unknown tool ${name}`);
   }
