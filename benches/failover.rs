@@ -269,6 +269,7 @@ async fn partial(secs: u64) {
 
 #[tokio::main]
 async fn main() {
+    bitrouter_mcp::tls::ensure_crypto_provider();
     let which = std::env::var("FAILOVER_BENCH").unwrap_or_else(|_| "all".into());
     let secs = std::env::var("FAILOVER_PARTIAL_SECS")
         .ok()

@@ -17,6 +17,7 @@ const RUNS: usize = 5;
 
 #[tokio::main]
 async fn main() {
+    bitrouter_mcp::tls::ensure_crypto_provider();
     let mut startup = Vec::new();
     let mut recovery = Vec::new();
     for _ in 0..RUNS {

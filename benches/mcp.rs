@@ -987,6 +987,7 @@ async fn throughput(url: &str, pid: u32, sessions: usize) -> Throughput {
 
 #[tokio::main]
 async fn main() {
+    bitrouter_mcp::tls::ensure_crypto_provider();
     println!(
         "bitrouter-mcp {} MCP benchmark (bitrouter {}), {} cores; figures only, nothing asserted",
         env!("CARGO_PKG_VERSION"),

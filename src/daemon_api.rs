@@ -25,6 +25,8 @@ impl DaemonClient {
         let listen = listen
             .replace("0.0.0.0:", "127.0.0.1:")
             .replace("[::]:", "[::1]:");
+        crate::tls::ensure_crypto_provider();
+        // Loopback only: never through a proxy, whatever HTTPS_PROXY says.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .connect_timeout(Duration::from_secs(1))

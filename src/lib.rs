@@ -9,6 +9,7 @@
 //! - [`routing`]: the user's provider/model config and the route table built from it.
 //! - [`daemon_api`]: the only code that talks to the daemon's HTTP API.
 //! - [`supervisor`]: the daemon's process lifecycle.
+//! - [`tls`]: the process's one TLS setup (rustls + ring), installed before any HTTP client.
 //! - [`tools`]: one module per MCP tool, plain functions over a [`home::Home`].
 //! - [`server`]: the MCP protocol surface (stdio and streamable HTTP).
 
@@ -20,6 +21,7 @@ pub mod redact;
 pub mod routing;
 pub mod server;
 pub mod supervisor;
+pub mod tls;
 pub mod tools;
 
 /// The BitRouter release this project is built and tested against.

@@ -119,9 +119,22 @@ async fn priority_fails_over_on_500_refused_and_stall_and_comes_back() {
         assert_eq!(pa["active"], false, "{mode:?}");
         assert_eq!(pa["health"], "unhealthy", "{mode:?}");
         assert!(pa["last_error"].is_string(), "{mode:?}");
+        let smart = routes["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "smart")
+            .unwrap();
+        assert_eq!(smart["serving"], json!(["pb:m2"]), "{mode:?}");
+        let switch = &smart["last_switch"];
+        assert_eq!(
+            (&switch["from"], &switch["to"]),
+            (&json!("pa:m1"), &json!("pb:m2")),
+            "{mode:?}: {switch}"
+        );
         assert!(
-            routes["models"][1]["last_switch"].is_string()
-                || routes["models"][0]["last_switch"].is_string()
+            switch["why"].as_str().unwrap().starts_with("pa:m1 out ("),
+            "{mode:?}: {switch}"
         );
         let before_b = rig.b.count("m2");
         for _ in 0..3 {

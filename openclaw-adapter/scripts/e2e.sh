@@ -422,16 +422,16 @@ if [ "${E2E_FAILOVER:-0}" != "0" ]; then
       return
     fi
     a0="$(count_chats anthropic)"; af0="$(count_chats anthropic failed)"; b0="$(count_chats openai)"
+    local rc=0
     if [ "$2" = between ]; then
       set_a "$3"
-      turn "$label" "$FO_B_REPLY"
+      turn "$label" "$FO_B_REPLY" || rc=$?
     else
       # A slow first upstream (2 s per answer), broken while the turn's request waits there.
       set_a '{"mode":"ok","delayMs":2000}'
       FO_N0="$(arrivals)"
-      turn "$label" "$FO_B_REPLY" "$3"
+      turn "$label" "$FO_B_REPLY" "$3" || rc=$?
     fi
-    local rc=$?
     local a=$(( $(count_chats anthropic) - a0 )) af=$(( $(count_chats anthropic failed) - af0 )) b=$(( $(count_chats openai) - b0 ))
     local extra
     extra="$(awk -v t="$FO_TURN_SECS" -v b="$FO_BASE" 'BEGIN{printf "%.1f", t-b}')"

@@ -1,34 +1,38 @@
-//! The routing control plane: keeps the daemon's live routes pointing at healthy endpoints.
+//! The routing control plane: keeps the daemon's live routes on endpoints that work. This is the
+//! I/O half; whether an endpoint may take traffic is decided by the pure policy in `health`.
 //!
 //! BitRouter 0.11.0's `priority` strategy always uses the first endpoint, so failover is ours:
-//! - **Active probes** (every `healthCheckIntervalMs`) list each upstream's models with its key;
-//!   they mark endpoints unhealthy and are the only thing that marks them healthy again (after
-//!   `recover_after` successes in a row, so a flapping upstream does not bounce traffic).
-//! - **Passive detection** (every `metricsPollMs`, from the daemon's `/v1/metrics`): an error
-//!   count rising on an endpoint marks it unhealthy at once, without waiting for a probe.
+//! - **Active probes** (every `healthCheckIntervalMs`) list each upstream's models with its key.
+//! - **Passive detection** (every `metricsPollMs`, from the daemon's `/v1/metrics`): failures of
+//!   real traffic trip an endpoint's circuit breaker.
+//! - **Trials**: when a breaker's cooldown ends, one minimal real request (one output token) goes
+//!   to that upstream directly; only a passed trial puts the endpoint back.
 //! - **Applying**: each virtual model gets a dynamic route (`POST /admin/routes`) listing its
-//!   healthy endpoints in order (`priority`: the first serves; `load_balance`: round-robin over
-//!   them). With none healthy it lists all, so requests are still tried.
+//!   usable endpoints in order (`priority`: the first serves; `load_balance`: round-robin over
+//!   them); with none usable, all of them, the most likely to work first (`health::order`).
 //! - **Reconciling** on every probe tick and after each daemon (re)start: routes someone else
 //!   changed through the admin API (any valid token can) are put back and reported.
+//! - **Publishing** the route table (`bitrouter://routes`, and `bitrouter_status.models`).
 //!
 //! The control plane calls `/admin/*` with an admin token signed by a key that exists only in
 //! this process's memory: no file holds it, so no agent can read it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{PluginConfig, Strategy};
 use super::endpoints::{self, Target};
 use super::env_file;
-use super::probe;
+use super::health::{self, HealthPolicy, ProbeState};
+use super::probe::{self, UpstreamClient};
 use super::table::{
-    EndpointMetrics, EndpointState, ForeignChange, MetricsTable, RouteEntry, RouteTable,
+    EndpointMetrics, EndpointState, ForeignChange, MetricsTable, RouteEntry, RouteTable, Switch,
 };
 use crate::auth::jwt::{self, Claims, Scope};
 use crate::auth::{now_unix, rfc3339};
@@ -43,8 +47,8 @@ pub struct PlaneOptions {
     pub probe_interval: Duration,
     /// `None` turns passive detection off.
     pub metrics_interval: Option<Duration>,
-    /// Successful probes in a row before an unhealthy endpoint is used again.
-    pub recover_after: u32,
+    /// Probe-down recovery, breaker cooldowns and trip thresholds.
+    pub health: HealthPolicy,
     /// Also delete dynamic routes for model names the user did not configure.
     pub enforce_routes: bool,
 }
@@ -55,51 +59,22 @@ impl PlaneOptions {
             probe_interval: Duration::from_millis(config.health_check_interval_ms),
             metrics_interval: (config.metrics_poll_ms > 0)
                 .then(|| Duration::from_millis(config.metrics_poll_ms)),
-            recover_after: 2,
+            health: HealthPolicy::for_interval(Duration::from_millis(
+                config.health_check_interval_ms,
+            )),
             enforce_routes: config.enforce_routes,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Health {
-    #[default]
-    Unknown,
-    Healthy,
-    Unhealthy,
-}
-
-impl Health {
-    fn as_str(self) -> &'static str {
-        match self {
-            Health::Unknown => "unknown",
-            Health::Healthy => "healthy",
-            Health::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-struct EndpointHealth {
-    health: Health,
-    last_error: Option<String>,
-    ok_streak: u32,
-    probes: u64,
-    probe_failures: u64,
-    passive_failures: u64,
-    last_probe_ms: Option<f64>,
-}
-
 #[derive(Debug, Default)]
 struct State {
-    /// By endpoint id (`provider:model_id`).
-    health: BTreeMap<String, EndpointHealth>,
+    /// By endpoint id as the daemon names it (`provider:model_id`).
+    health: BTreeMap<String, health::Endpoint>,
     /// What the daemon holds, as we last applied it, by model.
     applied: BTreeMap<String, Route>,
-    /// Traffic counters by endpoint id, summed over routes.
-    counters: BTreeMap<String, (u64, u64)>,
     switches: BTreeMap<String, u64>,
-    last_switch: BTreeMap<String, u64>,
+    last_switch: BTreeMap<String, Switch>,
     foreign: Vec<ForeignChange>,
     /// Foreign routes already reported (model + what was found), so each is reported once.
     reported: BTreeSet<String>,
@@ -174,7 +149,7 @@ impl Setup {
 pub struct RoutePlane {
     setup: std::sync::RwLock<Arc<Setup>>,
     home: Home,
-    http: reqwest::Client,
+    upstreams: UpstreamClient,
     admin: AdminToken,
     state: Mutex<State>,
     /// Serializes route changes so a tick and a restore never interleave.
@@ -199,13 +174,33 @@ fn same_route(a: &Route, b: &Route) -> bool {
     a.strategy == b.strategy && a.endpoints == b.endpoints
 }
 
+/// `provider:model_id` as the user configured it (not the synthetic daemon provider).
+fn display_id(t: &Target) -> String {
+    format!("{}:{}", t.provider, t.model_id)
+}
+
+/// The endpoints of `route` that take requests: the first for `priority`, all for `load_balance`.
+fn serving(targets: &[&Target], route: &Route, strategy: Strategy) -> Vec<String> {
+    let ids = route.endpoints.iter().map(|e| {
+        targets
+            .iter()
+            .find(|t| t.daemon_provider == e.provider && t.model_id == e.model_id)
+            .map_or_else(
+                || format!("{}:{}", e.provider, e.model_id),
+                |t| display_id(t),
+            )
+    });
+    match strategy {
+        Strategy::Priority => ids.take(1).collect(),
+        Strategy::LoadBalance => ids.collect(),
+    }
+}
+
 impl RoutePlane {
     pub fn new(home: Home, config: Arc<PluginConfig>) -> Arc<Self> {
         let setup = Setup::new(config);
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
+        // Upstreams are reached as the daemon reaches them: its trust roots, its proxies.
+        let upstreams = UpstreamClient::new();
         let mut state = State::default();
         for t in &setup.targets {
             state.health.entry(t.id()).or_default();
@@ -213,7 +208,7 @@ impl RoutePlane {
         let plane = Self {
             setup: std::sync::RwLock::new(setup),
             home,
-            http,
+            upstreams,
             admin: AdminToken::new(),
             state: Mutex::new(state),
             applying: tokio::sync::Mutex::new(()),
@@ -261,7 +256,9 @@ impl RoutePlane {
             if old.config.listen_addr() != setup.config.listen_addr() {
                 // Another daemon address: nothing we applied is there.
                 s.applied.clear();
-                s.counters.clear();
+                s.health
+                    .values_mut()
+                    .for_each(health::Endpoint::reset_traffic);
             }
         }
         self.publish();
@@ -300,17 +297,16 @@ impl RoutePlane {
             endpoints: s
                 .health
                 .iter()
-                .map(|(id, h)| {
-                    let (requests, errors) = s.counters.get(id).copied().unwrap_or_default();
-                    EndpointMetrics {
-                        endpoint: id.clone(),
-                        probes: h.probes,
-                        probe_failures: h.probe_failures,
-                        requests,
-                        errors,
-                        passive_failures: h.passive_failures,
-                        last_probe_ms: h.last_probe_ms,
-                    }
+                .map(|(id, h)| EndpointMetrics {
+                    endpoint: id.clone(),
+                    probes: h.probes,
+                    probe_failures: h.probe_failures,
+                    requests: h.requests,
+                    errors: h.errors,
+                    passive_failures: h.trips,
+                    trials: h.trials,
+                    trial_failures: h.trial_failures,
+                    last_probe_ms: h.last_probe_ms,
                 })
                 .collect(),
             switches: s.switches.clone(),
@@ -318,49 +314,52 @@ impl RoutePlane {
         }
     }
 
-    /// Builds the table from the state and sends it when something other than the time changed.
+    /// Builds the table from the state. Subscribers hear of it (and `updated_at` moves) only when
+    /// more than counters and latencies changed; those are refreshed in place.
     fn publish(&self) {
         let setup = self.setup();
         // File I/O (.env) stays outside the state lock.
         let providers = super::credentials::providers(&self.home, &setup.config);
+        let policy = setup.options.health;
         let s = self.lock();
+        let unseen = health::Endpoint::default();
         let models = setup
             .config
             .models
             .iter()
             .map(|(name, m)| {
-                let applied = s.applied.get(name);
-                let active: Vec<String> = applied
-                    .map(|r| {
-                        let ids = r
-                            .endpoints
-                            .iter()
-                            .map(|e| format!("{}:{}", e.provider, e.model_id));
-                        match m.strategy {
-                            Strategy::Priority => ids.take(1).collect(),
-                            Strategy::LoadBalance => ids.collect(),
-                        }
-                    })
+                let targets: Vec<&Target> =
+                    setup.targets.iter().filter(|t| &t.model == name).collect();
+                let serving = s
+                    .applied
+                    .get(name)
+                    .map(|r| serving(&targets, r, m.strategy))
                     .unwrap_or_default();
+                let with_health: Vec<(&Target, &health::Endpoint)> = targets
+                    .iter()
+                    .map(|t| (*t, s.health.get(&t.id()).unwrap_or(&unseen)))
+                    .collect();
                 RouteEntry {
                     name: name.clone(),
                     strategy: m.strategy,
-                    endpoints: setup
-                        .targets
+                    all_out: health::order(&with_health).1,
+                    endpoints: with_health
                         .iter()
-                        .filter(|t| &t.model == name)
-                        .map(|t| {
-                            let h = s.health.get(&t.id()).cloned().unwrap_or_default();
-                            EndpointState {
-                                provider: t.provider.clone(),
-                                model_id: t.model_id.clone(),
-                                health: h.health.as_str().into(),
-                                last_error: h.last_error,
-                                active: active.contains(&t.id()),
-                            }
+                        .map(|(t, h)| EndpointState {
+                            provider: t.provider.clone(),
+                            model_id: t.model_id.clone(),
+                            health: h.health().into(),
+                            breaker: h.breaker().as_str().into(),
+                            cooldown_s: h.cooldown(&policy).map(|d| d.as_secs()),
+                            last_error: h.last_error().map(String::from),
+                            probe_ms: h.last_probe_ms.map(|ms| ms.round() as u64),
+                            requests: h.requests,
+                            errors: h.errors,
+                            active: serving.contains(&display_id(t)),
                         })
                         .collect(),
-                    last_switch: s.last_switch.get(name).map(|t| rfc3339(*t)),
+                    serving,
+                    last_switch: s.last_switch.get(name).cloned(),
                 }
             })
             .collect();
@@ -378,32 +377,36 @@ impl RoutePlane {
         };
         drop(s);
         self.table.send_if_modified(|current| {
-            table.updated_at = current.updated_at.clone();
-            if **current == table {
-                return false;
+            let notify = !current.same_shape(&table);
+            table.updated_at = if notify {
+                rfc3339(now_unix())
+            } else {
+                current.updated_at.clone()
+            };
+            if **current != table {
+                *current = Arc::new(table);
             }
-            table.updated_at = rfc3339(now_unix());
-            *current = Arc::new(table);
-            true
+            notify
         });
     }
 
-    /// The routes the daemon should hold now.
+    /// The routes the daemon should hold now, from the health policy.
     fn desired(&self) -> BTreeMap<String, Route> {
         let setup = self.setup();
         let s = self.lock();
+        let unseen = health::Endpoint::default();
         setup
             .config
             .models
             .iter()
             .map(|(name, m)| {
-                let all: Vec<&Target> = setup.targets.iter().filter(|t| &t.model == name).collect();
-                let healthy: Vec<&Target> = all
+                let with_health: Vec<(&Target, &health::Endpoint)> = setup
+                    .targets
                     .iter()
-                    .copied()
-                    .filter(|t| s.health.get(&t.id()).map(|h| h.health) != Some(Health::Unhealthy))
+                    .filter(|t| &t.model == name)
+                    .map(|t| (t, s.health.get(&t.id()).unwrap_or(&unseen)))
                     .collect();
-                let chosen = if healthy.is_empty() { all } else { healthy };
+                let (chosen, _) = health::order(&with_health);
                 let route = Route {
                     model: name.clone(),
                     strategy: Some(m.strategy.as_str().to_string()),
@@ -421,6 +424,65 @@ impl RoutePlane {
             .collect()
     }
 
+    /// Why `model` moved from `previous` to `route`: each endpoint that left with its last error,
+    /// each that came back with what restored it.
+    fn switch(&self, setup: &Setup, model: &str, previous: &Route, route: &Route) -> Switch {
+        let s = self.lock();
+        let targets: Vec<&Target> = setup.targets.iter().filter(|t| t.model == model).collect();
+        let strategy = setup
+            .config
+            .models
+            .get(model)
+            .map_or(Strategy::Priority, |m| m.strategy);
+        let from = serving(&targets, previous, strategy);
+        let to = serving(&targets, route, strategy);
+        let name_of = |e: &RouteEndpoint| {
+            targets
+                .iter()
+                .find(|t| t.daemon_provider == e.provider && t.model_id == e.model_id)
+                .map_or_else(
+                    || format!("{}:{}", e.provider, e.model_id),
+                    |t| display_id(t),
+                )
+        };
+        let health_of = |e: &RouteEndpoint| s.health.get(&format!("{}:{}", e.provider, e.model_id));
+        let mut why: Vec<String> = Vec::new();
+        for e in previous
+            .endpoints
+            .iter()
+            .filter(|e| !route.endpoints.contains(e))
+        {
+            let reason = health_of(e)
+                .and_then(|h| h.last_error())
+                .unwrap_or("no longer configured");
+            why.push(format!("{} out ({reason})", name_of(e)));
+        }
+        for e in route
+            .endpoints
+            .iter()
+            .filter(|e| !previous.endpoints.contains(e))
+        {
+            let reason = match health_of(e) {
+                Some(h) if !h.usable() => "every endpoint is out; tried as the most likely to work",
+                Some(h) => h.last_recovery().unwrap_or("healthy"),
+                None => "configured",
+            };
+            why.push(format!("{} in ({reason})", name_of(e)));
+        }
+        if why.is_empty() {
+            why.push(format!(
+                "every endpoint is out; {} is the most likely to work",
+                to.first().map_or("none", String::as_str)
+            ));
+        }
+        Switch {
+            at: rfc3339(now_unix()),
+            from: from.join(", "),
+            to: to.join(", "),
+            why: why.join("; "),
+        }
+    }
+
     /// Applies the desired routes that differ from what the daemon holds.
     async fn apply(&self) -> Result<(), String> {
         let setup = self.setup();
@@ -435,11 +497,23 @@ impl RoutePlane {
             }
             match setup.client.set_route(&token, &route).await {
                 Ok(()) => {
-                    tracing::info!(model, route = %describe_route(&route), "route applied");
+                    let switch = previous
+                        .as_ref()
+                        .filter(|p| p.endpoints != route.endpoints)
+                        .map(|p| self.switch(&setup, &model, p, &route));
+                    match &switch {
+                        Some(sw) => tracing::info!(
+                            model, route = %describe_route(&route), from = %sw.from, to = %sw.to,
+                            why = %sw.why, "route switched"
+                        ),
+                        None => {
+                            tracing::info!(model, route = %describe_route(&route), "route applied")
+                        }
+                    }
                     let mut s = self.lock();
-                    if previous.is_some_and(|p| p.endpoints != route.endpoints) {
+                    if let Some(sw) = switch {
                         *s.switches.entry(model.clone()).or_default() += 1;
-                        s.last_switch.insert(model.clone(), now_unix());
+                        s.last_switch.insert(model.clone(), sw);
                     }
                     s.applied.insert(model, route);
                 }
@@ -478,7 +552,9 @@ impl RoutePlane {
             let mut s = self.lock();
             s.applied.clear();
             // The daemon's counters restart at zero.
-            s.counters.clear();
+            s.health
+                .values_mut()
+                .for_each(health::Endpoint::reset_traffic);
         }
         self.apply().await
     }
@@ -534,8 +610,9 @@ impl RoutePlane {
         self.apply().await
     }
 
-    /// One round of active probes, one per upstream.
-    async fn probe_all(&self) {
+    /// One round of active probes, one per upstream. Returns whether any endpoint's usability
+    /// changed.
+    async fn probe_all(&self) -> bool {
         let setup = self.setup();
         let env = env_file::read(&self.home.env_file());
         let timeout = setup
@@ -548,17 +625,20 @@ impl RoutePlane {
         }
         let mut probes = tokio::task::JoinSet::new();
         for (provider, t) in upstreams {
-            let http = self.http.clone();
+            let client = self.upstreams.clone();
             let upstream = t.upstream.clone();
             let key = upstream.resolve_key(&env);
             probes.spawn(async move {
                 (
                     provider,
-                    probe::probe(&http, &upstream, key.as_deref(), timeout).await,
+                    probe::probe(&client, &upstream, key.as_deref(), timeout).await,
                 )
             });
         }
-        while let Some(Ok((provider, result))) = probes.join_next().await {
+        let mut changed = false;
+        while let Some(Ok((provider, outcome))) = probes.join_next().await {
+            let now = Instant::now();
+            let result = outcome.result.map_err(|e| e.to_string());
             let mut s = self.lock();
             for t in setup
                 .targets
@@ -566,39 +646,27 @@ impl RoutePlane {
                 .filter(|t| t.daemon_provider == provider)
             {
                 let h = s.health.entry(t.id()).or_default();
-                h.probes += 1;
-                h.last_probe_ms = Some(result.latency.as_secs_f64() * 1000.0);
-                match &result.result {
-                    Ok(()) => {
-                        h.ok_streak = h.ok_streak.saturating_add(1);
-                        if h.health == Health::Unknown
-                            || (h.health == Health::Unhealthy
-                                && h.ok_streak >= setup.options.recover_after)
-                        {
-                            if h.health == Health::Unhealthy {
-                                tracing::info!(endpoint = %t.id(), "endpoint recovered");
-                            }
-                            h.health = Health::Healthy;
-                            h.last_error = None;
-                        }
+                let was = h.probe_state();
+                changed |= h.on_probe(&setup.options.health, now, result.clone(), outcome.latency);
+                match (was, h.probe_state(), &result) {
+                    (ProbeState::Down, ProbeState::Down, _) => {}
+                    (_, ProbeState::Down, Err(e)) => {
+                        tracing::warn!(endpoint = %t.id(), error = %e, "endpoint unhealthy (probe)");
                     }
-                    Err(e) => {
-                        h.probe_failures += 1;
-                        h.ok_streak = 0;
-                        if h.health != Health::Unhealthy {
-                            tracing::warn!(endpoint = %t.id(), error = %e, "endpoint unhealthy (probe)");
-                        }
-                        h.health = Health::Unhealthy;
-                        h.last_error = Some(format!("probe: {e}"));
+                    (ProbeState::Down, ProbeState::Up, _) => {
+                        tracing::info!(endpoint = %t.id(), "endpoint's listing recovered");
                     }
+                    _ => {}
                 }
             }
         }
+        changed
     }
 
-    /// Reads the daemon's traffic counters; an error count rising marks that endpoint unhealthy.
-    /// Returns whether any endpoint changed health.
+    /// Reads the daemon's traffic counters into the health policy. Returns whether any
+    /// endpoint's usability changed.
     fn absorb_metrics(&self, metrics: &Metrics) -> bool {
+        let policy = self.setup().options.health;
         let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for by_endpoint in metrics.values() {
             for (id, c) in by_endpoint {
@@ -607,34 +675,102 @@ impl RoutePlane {
                 e.1 += c.total_errors;
             }
         }
+        let now = Instant::now();
         let mut s = self.lock();
         let mut changed = false;
         for (id, (requests, errors)) in totals {
-            let before = s.counters.insert(id.clone(), (requests, errors));
-            let Some((_, errors_before)) = before else {
-                continue; // first sight: a baseline, not a failure
+            let Some(h) = s.health.get_mut(&id) else {
+                continue;
             };
-            if errors > errors_before
-                && let Some(h) = s.health.get_mut(&id)
-            {
-                h.ok_streak = 0;
-                h.last_error = Some(format!(
-                    "{} failed request(s) through the daemon",
-                    errors - errors_before
-                ));
-                if h.health != Health::Unhealthy {
-                    tracing::warn!(endpoint = %id, "endpoint unhealthy (errors in traffic)");
-                    h.health = Health::Unhealthy;
-                    h.passive_failures += 1;
-                    changed = true;
+            let trips = h.trips;
+            if h.on_traffic(&policy, now, requests, errors) {
+                changed = true;
+                if h.trips > trips {
+                    tracing::warn!(
+                        endpoint = %id,
+                        error = h.last_error().unwrap_or_default(),
+                        cooldown_s = h.cooldown(&policy).map(|d| d.as_secs()),
+                        "endpoint out (failures in real traffic)"
+                    );
+                } else {
+                    tracing::info!(endpoint = %id, why = h.last_recovery().unwrap_or_default(), "endpoint back");
                 }
             }
         }
         changed
     }
 
-    /// Runs probes, metrics polling, applying and reconciling until `shutdown`; follows config
-    /// changes from `configs`.
+    /// Sends a trial to every endpoint whose breaker cooldown is over.
+    fn start_due_trials(&self, trials: &mut JoinSet<(String, probe::ProbeResult)>) {
+        let setup = self.setup();
+        let now = Instant::now();
+        let due: Vec<Target> = {
+            let mut s = self.lock();
+            let mut due = Vec::new();
+            for t in &setup.targets {
+                if let Some(h) = s.health.get_mut(&t.id())
+                    && h.trial_due(now)
+                {
+                    h.start_trial();
+                    due.push(t.clone());
+                }
+            }
+            due
+        };
+        if due.is_empty() {
+            return;
+        }
+        let env = env_file::read(&self.home.env_file());
+        // A completion takes longer than a listing; still bounded so a stall counts as failure.
+        let timeout = setup
+            .options
+            .probe_interval
+            .clamp(Duration::from_secs(5), Duration::from_secs(30));
+        for t in due {
+            let client = self.upstreams.clone();
+            let key = t.upstream.resolve_key(&env);
+            trials.spawn(async move {
+                let result =
+                    probe::trial(&client, &t.upstream, &t.model_id, key.as_deref(), timeout).await;
+                (t.id(), result)
+            });
+        }
+    }
+
+    /// A trial's outcome. Returns whether the endpoint's usability changed.
+    fn finish_trial(&self, id: &str, outcome: probe::ProbeResult) -> bool {
+        let policy = self.setup().options.health;
+        let result = outcome.result.map_err(|e| e.to_string());
+        let mut s = self.lock();
+        let Some(h) = s.health.get_mut(id) else {
+            return false;
+        };
+        let changed = h.on_trial(&policy, Instant::now(), result.clone());
+        match result {
+            Ok(()) if changed => tracing::info!(
+                endpoint = id,
+                latency_ms = outcome.latency.as_millis() as u64,
+                "trial request answered: endpoint back"
+            ),
+            Ok(()) => {}
+            Err(e) => tracing::warn!(
+                endpoint = id,
+                error = %e,
+                next_trial_in_s = h.cooldown(&policy).map(|d| d.as_secs()),
+                "trial request failed: endpoint stays out"
+            ),
+        }
+        changed
+    }
+
+    /// Whether route changes may be applied now (a supervised daemon must be up; the
+    /// supervisor restores routes when it comes back).
+    fn can_apply(&self) -> bool {
+        !self.setup().config.auto_start || self.lock().daemon_healthy
+    }
+
+    /// Runs probes, metrics polling, trials, applying and reconciling until `shutdown`; follows
+    /// config changes from `configs`.
     pub async fn run(
         self: Arc<Self>,
         mut configs: watch::Receiver<Arc<PluginConfig>>,
@@ -653,6 +789,7 @@ impl RoutePlane {
                 .metrics_interval
                 .unwrap_or(Duration::from_secs(3600)),
         );
+        let mut trials = JoinSet::new();
         loop {
             let setup = self.setup();
             tokio::select! {
@@ -668,12 +805,13 @@ impl RoutePlane {
                     metrics_tick = every(
                         setup.options.metrics_interval.unwrap_or(Duration::from_secs(3600)),
                     );
-                    if !restarts && (!setup.config.auto_start || self.lock().daemon_healthy) {
+                    if !restarts && self.can_apply() {
                         let _ = self.apply().await;
                     }
                 }
                 _ = probe_tick.tick() => {
                     self.probe_all().await;
+                    self.start_due_trials(&mut trials);
                     if setup.config.auto_start && !self.lock().daemon_healthy {
                         // Down or restarting: the supervisor restores our routes once it is up.
                         self.publish();
@@ -690,16 +828,31 @@ impl RoutePlane {
                     self.publish();
                 }
                 _ = metrics_tick.tick(), if setup.options.metrics_interval.is_some() => {
+                    self.start_due_trials(&mut trials);
                     if !self.lock().daemon_healthy {
                         continue;
                     }
-                    if let Ok(m) = setup.client.metrics().await
-                        && self.absorb_metrics(&m)
+                    if let Ok(m) = setup.client.metrics().await {
+                        if self.absorb_metrics(&m) {
+                            let _ = self.apply().await;
+                        } else {
+                            // Counters only: refreshed in place, nobody notified.
+                            self.publish();
+                        }
+                    }
+                }
+                Some(joined) = trials.join_next(), if !trials.is_empty() => {
+                    if let Ok((id, outcome)) = joined
+                        && self.finish_trial(&id, outcome)
+                        && self.can_apply()
                     {
                         let _ = self.apply().await;
+                    } else {
+                        self.publish();
                     }
                 }
             }
         }
+        trials.shutdown().await;
     }
 }

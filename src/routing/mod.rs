@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod daemon_config;
 pub mod endpoints;
 pub mod env_file;
+pub mod health;
 pub mod probe;
 pub mod source;
 pub mod table;

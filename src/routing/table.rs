@@ -24,20 +24,67 @@ pub struct RouteTable {
 pub struct RouteEntry {
     pub name: String,
     pub strategy: Strategy,
+    /// Endpoints that take its requests now (`provider:model_id`): the first listed for
+    /// `priority`, all listed for `load_balance`.
+    pub serving: Vec<String>,
+    /// No endpoint is usable: the route lists them all, the one most likely to work first.
+    pub all_out: bool,
     pub endpoints: Vec<EndpointState>,
-    /// When traffic last moved between endpoints (RFC 3339).
-    pub last_switch: Option<String>,
+    /// When traffic last moved between endpoints, and why.
+    pub last_switch: Option<Switch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct EndpointState {
     pub provider: String,
     pub model_id: String,
-    /// `unknown` until probed, then `healthy` or `unhealthy`.
+    /// `unknown` until probed, then `healthy` (takes traffic) or `unhealthy`.
     pub health: String,
+    /// Circuit breaker from real traffic: `closed`, `open` (cooling down) or `half-open` (a
+    /// one-token trial request is in flight).
+    pub breaker: String,
+    /// The cooldown being served while the breaker is not closed, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooldown_s: Option<u64>,
     pub last_error: Option<String>,
+    /// Latency of the last model-listing probe.
+    pub probe_ms: Option<u64>,
+    /// Real requests and errors through the daemon (its `/v1/metrics`, since it started).
+    pub requests: u64,
+    pub errors: u64,
     /// Whether the daemon's live route currently sends traffic here.
     pub active: bool,
+}
+
+/// A change of the endpoints serving a virtual model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Switch {
+    /// RFC 3339.
+    pub at: String,
+    /// Endpoints serving before and after (`provider:model_id`, comma-separated).
+    pub from: String,
+    pub to: String,
+    pub why: String,
+}
+
+impl RouteTable {
+    /// Equal apart from the counters and latencies that move with every request and probe:
+    /// those alone do not notify subscribers or move `updated_at`.
+    pub fn same_shape(&self, other: &RouteTable) -> bool {
+        fn calm(t: &RouteTable) -> RouteTable {
+            let mut t = t.clone();
+            t.updated_at.clear();
+            for m in &mut t.models {
+                for e in &mut m.endpoints {
+                    e.probe_ms = None;
+                    e.requests = 0;
+                    e.errors = 0;
+                }
+            }
+            t
+        }
+        calm(self) == calm(other)
+    }
 }
 
 /// A dynamic route someone else put into the daemon.
@@ -71,7 +118,10 @@ pub struct EndpointMetrics {
     /// Requests and errors of real traffic, from the daemon's `/v1/metrics`.
     pub requests: u64,
     pub errors: u64,
-    /// Times the endpoint was marked unhealthy from failures seen in real traffic.
+    /// Times failures in real traffic tripped the endpoint's breaker.
     pub passive_failures: u64,
+    /// One-token trial requests sent to end a cooldown, and how many failed.
+    pub trials: u64,
+    pub trial_failures: u64,
     pub last_probe_ms: Option<f64>,
 }

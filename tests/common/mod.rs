@@ -34,6 +34,8 @@ pub fn bitrouter_bin() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
+    // Every test reaches this or `TestHome::new` before building an HTTP client.
+    bitrouter_mcp::tls::ensure_crypto_provider();
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -48,6 +50,8 @@ pub struct TestHome {
 
 impl TestHome {
     pub fn new() -> Self {
+        // reqwest is built without a default TLS provider: install ours before any client.
+        bitrouter_mcp::tls::ensure_crypto_provider();
         Self {
             dir: tempfile::Builder::new()
                 .prefix("bitrouter-mcp-test-")

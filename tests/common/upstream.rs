@@ -47,7 +47,7 @@ pub enum Transport {
 }
 
 /// The transport of [`Upstream::start`].
-pub const DEFAULT_TRANSPORT: Transport = Transport::Http;
+pub const DEFAULT_TRANSPORT: Transport = Transport::Https;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -94,6 +94,10 @@ pub struct Seen {
     pub credentials: Vec<(String, String)>,
     /// The status the fake answered (0: stalled, never answered).
     pub status: u16,
+    pub user_agent: Option<String>,
+    /// The text of the last message of a chat request (tells a user's request from the control
+    /// plane's own one-token trial).
+    pub prompt: Option<String>,
 }
 
 impl Seen {
@@ -305,6 +309,14 @@ impl Upstream {
             .count()
     }
 
+    /// Chat requests with this prompt (see [`Seen::prompt`]) that were not answered with success.
+    pub fn failed_chats_saying(&self, prompt: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.prompt.as_deref() == Some(prompt) && !(200..300).contains(&s.status))
+            .count()
+    }
+
     /// TLS handshakes that failed (a client that does not trust the test CA).
     pub fn tls_failures(&self) -> usize {
         self.shared.tls_failures.load(Ordering::SeqCst)
@@ -371,6 +383,26 @@ fn parse(protocol: Protocol, method: &Method, uri: &Uri, body: &[u8]) -> Parsed 
     }
 }
 
+/// The text of the last message, in any of the three protocols' request shapes.
+fn last_text(body: &Value) -> Option<String> {
+    let last = body
+        .get("messages")
+        .or_else(|| body.get("contents"))
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())?;
+    let content = last.get("content").or_else(|| last.get("parts"))?;
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 fn credentials(headers: &HeaderMap, uri: &Uri) -> Vec<(String, String)> {
     let header = |n: &str| {
         headers
@@ -423,6 +455,11 @@ async fn handle(
             .map(String::from),
         credentials: creds,
         status,
+        user_agent: headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        prompt: last_text(&p.body),
     });
     match response {
         Some(r) => r,
