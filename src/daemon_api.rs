@@ -26,11 +26,14 @@ impl DaemonClient {
             .replace("0.0.0.0:", "127.0.0.1:")
             .replace("[::]:", "[::1]:");
         crate::tls::ensure_crypto_provider();
-        // Loopback only: never through a proxy, whatever HTTPS_PROXY says.
+        // Loopback HTTP only: never through a proxy, whatever HTTPS_PROXY says, and no trust
+        // roots to load (the platform's may be missing, e.g. in a slim container, and must not
+        // fail this client).
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .connect_timeout(Duration::from_secs(1))
             .no_proxy()
+            .tls_certs_only(Vec::<reqwest::Certificate>::new())
             .build()
             .unwrap_or_default();
         Self {

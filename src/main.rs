@@ -125,7 +125,8 @@ fn limit_malloc_arenas() {
 }
 
 /// `BITROUTER_MCP_LOG` (default `info`). rmcp logs whole responses at debug level, and
-/// `bitrouter_keygen`'s response holds a token: rmcp stays at info unless named explicitly.
+/// `bitrouter_keygen`'s response holds a token: rmcp stays at info unless named explicitly. The
+/// TLS verifier's own lines stay off unless named.
 fn log_filter() -> tracing_subscriber::EnvFilter {
     let spec = std::env::var("BITROUTER_MCP_LOG").unwrap_or_else(|_| "info".into());
     let verbose = spec.contains("debug") || spec.contains("trace");
@@ -133,6 +134,13 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
         format!("{spec},rmcp=info")
     } else {
         spec
+    };
+    // The TLS verifier logs an ERROR for every refused certificate, i.e. on every probe of a
+    // misconfigured upstream; the control plane reports it once per change of health instead.
+    let spec = if spec.contains("rustls_platform_verifier") {
+        spec
+    } else {
+        format!("{spec},rustls_platform_verifier=off")
     };
     tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=info"))

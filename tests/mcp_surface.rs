@@ -48,10 +48,29 @@ async fn exercise(mcp: &Mcp, home: &TestHome) {
         .map(|m| m["name"].as_str().unwrap())
         .collect();
     assert_eq!(models, ["fast", "smart"]);
+    let smart = &status["models"][1];
+    let endpoints: Vec<String> = smart["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["provider"].as_str().unwrap(),
+                e["model_id"].as_str().unwrap()
+            )
+        })
+        .collect();
     assert_eq!(
-        status["models"][1]["endpoints"],
-        json!(["anthropic:claude-sonnet-4-20250514", "openai:gpt-4o"])
+        endpoints,
+        ["anthropic:claude-sonnet-4-20250514", "openai:gpt-4o"]
     );
+    // Route health rides along (the route table's entries), even with no daemon to route.
+    assert_eq!(smart["strategy"], "priority");
+    assert_eq!(smart["serving"], json!([]));
+    assert_eq!(smart["endpoints"][0]["breaker"], "closed");
+    assert_eq!(smart["endpoints"][0]["active"], false);
+    assert_eq!(smart["last_switch"], Value::Null);
     let openrouter = status["providers"]
         .as_array()
         .unwrap()

@@ -464,6 +464,7 @@ impl RoutePlane {
         {
             let reason = match health_of(e) {
                 Some(h) if !h.usable() => "every endpoint is out; tried as the most likely to work",
+                Some(h) if h.probes == 0 && h.requests == 0 => "newly configured",
                 Some(h) => h.last_recovery().unwrap_or("healthy"),
                 None => "configured",
             };

@@ -125,3 +125,45 @@ pub struct EndpointMetrics {
     pub trial_failures: u64,
     pub last_probe_ms: Option<f64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(health: &str, requests: u64, probe_ms: Option<u64>) -> RouteTable {
+        RouteTable {
+            models: vec![RouteEntry {
+                name: "smart".into(),
+                strategy: Strategy::Priority,
+                serving: vec!["pa:m1".into()],
+                all_out: false,
+                endpoints: vec![EndpointState {
+                    provider: "pa".into(),
+                    model_id: "m1".into(),
+                    health: health.into(),
+                    breaker: "closed".into(),
+                    cooldown_s: None,
+                    last_error: None,
+                    probe_ms,
+                    requests,
+                    errors: 0,
+                    active: true,
+                }],
+                last_switch: None,
+            }],
+            direct_providers: vec![],
+            intercept_all_models: false,
+            daemon_healthy: true,
+            foreign_changes: vec![],
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn counters_and_latency_alone_do_not_change_the_shape() {
+        let a = table("healthy", 1, Some(12));
+        assert!(a.same_shape(&table("healthy", 900, Some(40))));
+        assert!(a.same_shape(&table("healthy", 1, None)));
+        assert!(!a.same_shape(&table("unhealthy", 1, Some(12))));
+    }
+}

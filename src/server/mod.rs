@@ -74,8 +74,10 @@ impl BitrouterServer {
         name = "bitrouter_status",
         description = "Check the local BitRouter LLM router: is the daemon healthy, where it listens \
             (OpenAI-compatible base URL), which providers have credentials (names only, never keys), \
-            which virtual models route where, the binary version and the data paths. Read-only; \
-            call it first when model requests fail or to find the endpoint.",
+            which virtual models route where and how each endpoint is doing (health, circuit \
+            breaker, last error, probe latency, request and error counts, last switch and why), \
+            the binary version and the data paths. Read-only; call it first when model requests \
+            fail or to find the endpoint.",
         annotations(
             title = "BitRouter status",
             read_only_hint = true,

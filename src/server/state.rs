@@ -98,7 +98,7 @@ impl AppState {
             self.config.path(),
             daemon,
             binary,
-            self.plane.table().foreign_changes.clone(),
+            &self.plane.table(),
         );
         out.config_error = self.config.last_error();
         out

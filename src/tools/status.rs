@@ -1,5 +1,8 @@
 //! `bitrouter_status`: one read-only snapshot of everything a user would check first: the daemon's
-//! health, the binary, paths, providers (names and key sources only) and virtual models.
+//! health, the binary, paths, providers (names and key sources only) and virtual models with
+//! their route health. The models are the control plane's route table entries as published (the
+//! same facts as `bitrouter://routes`), embedded, not recomputed: most MCP clients never read
+//! resources.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -8,7 +11,7 @@ use crate::auth::keystore;
 use crate::home::Home;
 use crate::routing::PluginConfig;
 use crate::routing::credentials::{self, ProviderSummary};
-use crate::routing::table::ForeignChange;
+use crate::routing::table::{ForeignChange, RouteEntry, RouteTable};
 use crate::supervisor::DaemonStatus;
 use crate::supervisor::binary::BinaryInfo;
 
@@ -29,7 +32,9 @@ pub struct StatusOutput {
     pub binary: BinaryInfo,
     pub paths: Paths,
     pub providers: Vec<ProviderSummary>,
-    pub models: Vec<ModelSummary>,
+    /// Each virtual model: the endpoints serving now, every endpoint's health, circuit breaker,
+    /// last error, probe latency and traffic counts, and the last switch (when, from, to, why).
+    pub models: Vec<RouteEntry>,
     pub intercept_all_models: bool,
     pub auto_start: bool,
     pub health_check_interval_ms: u64,
@@ -51,21 +56,13 @@ pub struct Paths {
     pub logs_dir: String,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ModelSummary {
-    pub name: String,
-    pub strategy: String,
-    /// `provider:model_id` of each endpoint, in order.
-    pub endpoints: Vec<String>,
-}
-
 pub fn run(
     home: &Home,
     config: &PluginConfig,
     config_file: Option<&std::path::Path>,
     daemon: DaemonStatus,
     binary: BinaryInfo,
-    foreign_route_changes: Vec<ForeignChange>,
+    routes: &RouteTable,
 ) -> StatusOutput {
     let accounts = keystore::list(home).unwrap_or_default();
     StatusOutput {
@@ -83,21 +80,9 @@ pub fn run(
             logs_dir: home.logs_dir().display().to_string(),
         },
         providers: credentials::providers(home, config),
-        models: config
-            .models
-            .iter()
-            .map(|(name, m)| ModelSummary {
-                name: name.clone(),
-                strategy: m.strategy.as_str().into(),
-                endpoints: m
-                    .endpoints
-                    .iter()
-                    .map(|e| format!("{}:{}", e.provider, e.model_id))
-                    .collect(),
-            })
-            .collect(),
+        models: routes.models.clone(),
         intercept_all_models: config.intercept_all_models,
-        foreign_route_changes,
+        foreign_route_changes: routes.foreign_changes.clone(),
         auto_start: config.auto_start,
         health_check_interval_ms: config.health_check_interval_ms,
         active_account: accounts.iter().find(|a| a.active).map(|a| a.prefix.clone()),
