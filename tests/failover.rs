@@ -318,7 +318,39 @@ fn endpoint<'a>(routes: &'a Value, model: &str, provider: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {model}/{provider}: {routes:#}"))
 }
 
+/// `bitrouter_status`'s entry for `model`: route health as most MCP clients see it (a tool, not
+/// a resource).
+fn status_model<'a>(status: &'a Value, model: &str) -> &'a Value {
+    status["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == model)
+        .unwrap_or_else(|| panic!("no {model} in status: {status:#}"))
+}
+
+fn status_endpoint<'a>(model: &'a Value, provider: &str) -> &'a Value {
+    model["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["provider"] == provider)
+        .unwrap_or_else(|| panic!("no {provider}: {model:#}"))
+}
+
 impl Seed {
+    /// Waits until `bitrouter_status` says `model` is served by `serving` alone.
+    async fn wait_serving(&self, model: &str, serving: &str) -> Value {
+        self.mcp
+            .wait_status(&format!("{model} served by {serving}"), WAIT, |s| {
+                s["models"].as_array().is_some_and(|ms| {
+                    ms.iter()
+                        .any(|m| m["name"] == model && m["serving"] == json!([serving]))
+                })
+            })
+            .await
+    }
+
     async fn routes(&self) -> Value {
         self.mcp.read_json("bitrouter://routes").await
     }
@@ -419,6 +451,48 @@ async fn smart_answers_from_anthropic_fails_over_on_529_streams_and_comes_back()
     }
     assert_eq!(seed.openai.count("gpt-4o"), 3);
 
+    // The status tool tells why: who serves, each endpoint's health and last error, the switch.
+    let status = seed.wait_serving("smart", "openai:gpt-4o").await;
+    let smart = status_model(&status, "smart");
+    let a = status_endpoint(smart, "anthropic");
+    assert_eq!(a["health"], "unhealthy", "{smart:#}");
+    assert!(
+        a["last_error"].as_str().unwrap_or_default().contains("529"),
+        "{smart:#}"
+    );
+    assert!(
+        status_endpoint(smart, "openai")["probe_ms"].is_u64(),
+        "{smart:#}"
+    );
+    let switch = &smart["last_switch"];
+    assert_eq!(
+        (&switch["from"], &switch["to"]),
+        (
+            &json!("anthropic:claude-sonnet-4-20250514"),
+            &json!("openai:gpt-4o")
+        ),
+        "{smart:#}"
+    );
+    assert!(
+        switch["why"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("anthropic"),
+        "{smart:#}"
+    );
+    let counted = seed
+        .mcp
+        .wait_status("openai's requests counted", WAIT, |s| {
+            status_endpoint(status_model(s, "smart"), "openai")["requests"]
+                .as_u64()
+                .is_some_and(|n| n >= 3)
+        })
+        .await;
+    assert_eq!(
+        status_endpoint(status_model(&counted, "smart"), "openai")["errors"],
+        0
+    );
+
     // A streamed request on the fallback streams.
     seed.openai.set_stream_gap(Duration::from_millis(100));
     let streamed = stream_chat(seed.port, &seed.token, "smart").await;
@@ -438,6 +512,15 @@ async fn smart_answers_from_anthropic_fails_over_on_529_streams_and_comes_back()
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("hello from anthropic"), "{body}");
     assert_eq!(seed.anthropic.count("claude-sonnet-4-20250514"), before + 1);
+    let status = seed
+        .wait_serving("smart", "anthropic:claude-sonnet-4-20250514")
+        .await;
+    let smart = status_model(&status, "smart");
+    assert_eq!(
+        smart["last_switch"]["to"],
+        "anthropic:claude-sonnet-4-20250514"
+    );
+    assert_eq!(status_endpoint(smart, "anthropic")["health"], "healthy");
 
     seed.assert_own_keys();
     seed.assert_no_key_in_logs();
@@ -612,6 +695,20 @@ async fn a_chat_only_outage_keeps_the_endpoint_out_while_its_listing_answers() {
         "the endpoint came back {returns} times while chat kept failing (flapping)"
     );
     assert!(!seed.openai.seen().is_empty());
+    // Status says it is out because real traffic failed, though its listing answers.
+    let status = seed.mcp.ok("bitrouter_status", json!({})).await;
+    let smart = status_model(&status, "smart");
+    assert_eq!(smart["serving"], json!(["openai:gpt-4o"]), "{smart:#}");
+    let a = status_endpoint(smart, "anthropic");
+    assert_ne!(a["breaker"], "closed", "{smart:#}");
+    assert!(
+        a["probe_ms"].is_u64(),
+        "its listing still answers: {smart:#}"
+    );
+    assert!(
+        a["last_error"].as_str().unwrap_or_default().contains("529"),
+        "{smart:#}"
+    );
 
     // Healed: it comes back (through a trial), and answers again.
     seed.anthropic.set_mode(Mode::Ok).await;
