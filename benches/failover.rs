@@ -218,8 +218,9 @@ async fn partial(secs: u64) {
         }
         if began.elapsed() >= Duration::from_secs(60 * minute) {
             println!(
-                "  {minute:>2} min: failed at anthropic {}, switches {}",
-                rig.anthropic.failed_chats(),
+                "  {minute:>2} min: failed users' requests at anthropic {}, failed trials {}, switches {}",
+                rig.anthropic.failed_chats_saying("hi"),
+                rig.anthropic.failed_chats() - rig.anthropic.failed_chats_saying("hi"),
                 switches.len()
             );
             minute += 1;
@@ -235,13 +236,19 @@ async fn partial(secs: u64) {
         .collect();
     let failed_client = during.iter().filter(|ok| !**ok).count();
     println!(
-        "  requests during the outage                  {}",
-        during.len()
+        "  requests during the outage                  {}  ({:.1} req/s achieved)",
+        during.len(),
+        during.len() as f64 / secs as f64
+    );
+    // common::chat says "hi"; the rest are the control plane's own one-token trials.
+    let users_failed = rig.anthropic.failed_chats_saying("hi");
+    println!(
+        "  failed users' requests at the upstream      {users_failed}  (of {} chat requests that reached it)",
+        rig.anthropic.seen().len() - a_before
     );
     println!(
-        "  failed requests at the upstream (chat)      {}  (of {} chat requests that reached it)",
-        rig.anthropic.failed_chats(),
-        rig.anthropic.seen().len() - a_before
+        "  failed trials (the plane's one-token chats) {}",
+        rig.anthropic.failed_chats() - users_failed
     );
     println!("  failed requests at the client               {failed_client}");
     println!(

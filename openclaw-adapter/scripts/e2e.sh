@@ -22,7 +22,9 @@
 #   failover   two upstreams (Anthropic-shaped first, OpenAI-shaped second) behind the seed's `smart`; the
 #              first fails (all paths; chat only) between two turns and during a turn, with OpenClaw's own
 #              retry at its defaults: every turn must be answered. Prints the latency each turn added
-#              (also in failover-latency.txt). About 2-4 minutes; on with E2E_FAILOVER=1 (needs TLS probes).
+#              (also in failover-latency.txt). A few minutes; on with E2E_FAILOVER=1. Known to fail
+#              the chat-only scenarios until streamed failures reach the breaker (BitRouter 0.11.0
+#              counts a stream that failed before it began neither in /v1/metrics nor in its spend log).
 #   tarball    the `npm pack` tarball installed with `plugins install npm-pack:` loads too.
 #              Skip with E2E_TARBALL=0.
 #   gateway    a gateway whose service starts its own bitrouter-mcp (the product's normal path), a

@@ -611,9 +611,14 @@ impl RoutePlane {
         self.apply().await
     }
 
-    /// One round of active probes, one per upstream. Returns whether any endpoint's usability
-    /// changed.
-    async fn probe_all(&self) -> bool {
+    /// Starts one probe per upstream, except those whose last probe is still out (a stalled
+    /// upstream is probed again only after its timeout). Probes run beside the loop, so a slow
+    /// upstream never delays metrics polls or route changes.
+    fn start_probes(
+        &self,
+        probes: &mut JoinSet<(String, probe::ProbeResult)>,
+        out: &mut BTreeSet<String>,
+    ) {
         let setup = self.setup();
         let env = env_file::read(&self.home.env_file());
         let timeout = setup
@@ -624,41 +629,45 @@ impl RoutePlane {
         for t in &setup.targets {
             upstreams.entry(t.daemon_provider.clone()).or_insert(t);
         }
-        let mut probes = tokio::task::JoinSet::new();
         for (provider, t) in upstreams {
+            if !out.insert(provider.clone()) {
+                continue;
+            }
             let client = self.upstreams.clone();
             let upstream = t.upstream.clone();
             let key = upstream.resolve_key(&env);
             probes.spawn(async move {
-                (
-                    provider,
-                    probe::probe(&client, &upstream, key.as_deref(), timeout).await,
-                )
+                let result = probe::probe(&client, &upstream, key.as_deref(), timeout).await;
+                (provider, result)
             });
         }
+    }
+
+    /// One upstream's probe result, for every endpoint it serves. Returns whether any endpoint's
+    /// usability changed.
+    fn finish_probe(&self, provider: &str, outcome: probe::ProbeResult) -> bool {
+        let setup = self.setup();
+        let now = Instant::now();
+        let result = outcome.result.map_err(|e| e.to_string());
         let mut changed = false;
-        while let Some(Ok((provider, outcome))) = probes.join_next().await {
-            let now = Instant::now();
-            let result = outcome.result.map_err(|e| e.to_string());
-            let mut s = self.lock();
-            for t in setup
-                .targets
-                .iter()
-                .filter(|t| t.daemon_provider == provider)
-            {
-                let h = s.health.entry(t.id()).or_default();
-                let was = h.probe_state();
-                changed |= h.on_probe(&setup.options.health, now, result.clone(), outcome.latency);
-                match (was, h.probe_state(), &result) {
-                    (ProbeState::Down, ProbeState::Down, _) => {}
-                    (_, ProbeState::Down, Err(e)) => {
-                        tracing::warn!(endpoint = %t.id(), error = %e, "endpoint unhealthy (probe)");
-                    }
-                    (ProbeState::Down, ProbeState::Up, _) => {
-                        tracing::info!(endpoint = %t.id(), "endpoint's listing recovered");
-                    }
-                    _ => {}
+        let mut s = self.lock();
+        for t in setup
+            .targets
+            .iter()
+            .filter(|t| t.daemon_provider == provider)
+        {
+            let h = s.health.entry(t.id()).or_default();
+            let was = h.probe_state();
+            changed |= h.on_probe(&setup.options.health, now, result.clone(), outcome.latency);
+            match (was, h.probe_state(), &result) {
+                (ProbeState::Down, ProbeState::Down, _) => {}
+                (_, ProbeState::Down, Err(e)) => {
+                    tracing::warn!(endpoint = %t.id(), error = %e, "endpoint unhealthy (probe)");
                 }
+                (ProbeState::Down, ProbeState::Up, _) => {
+                    tracing::info!(endpoint = %t.id(), "endpoint's listing recovered");
+                }
+                _ => {}
             }
         }
         changed
@@ -791,6 +800,9 @@ impl RoutePlane {
                 .unwrap_or(Duration::from_secs(3600)),
         );
         let mut trials = JoinSet::new();
+        let mut probes = JoinSet::new();
+        // Upstreams whose probe is out.
+        let mut probing: BTreeSet<String> = BTreeSet::new();
         loop {
             let setup = self.setup();
             tokio::select! {
@@ -811,7 +823,7 @@ impl RoutePlane {
                     }
                 }
                 _ = probe_tick.tick() => {
-                    self.probe_all().await;
+                    self.start_probes(&mut probes, &mut probing);
                     self.start_due_trials(&mut trials);
                     if setup.config.auto_start && !self.lock().daemon_healthy {
                         // Down or restarting: the supervisor restores our routes once it is up.
@@ -827,6 +839,21 @@ impl RoutePlane {
                         self.set_daemon_healthy(reconciled.is_ok());
                     }
                     self.publish();
+                }
+                Some(joined) = probes.join_next(), if !probes.is_empty() => {
+                    let Ok((provider, outcome)) = joined else {
+                        // A probe task died (cannot tell whose): let every upstream be probed.
+                        probing.clear();
+                        continue;
+                    };
+                    probing.remove(&provider);
+                    if self.finish_probe(&provider, outcome) && self.can_apply() {
+                        let _ = self.apply().await;
+                    } else {
+                        self.publish();
+                    }
+                    // A listing that answers again may make a trial due.
+                    self.start_due_trials(&mut trials);
                 }
                 _ = metrics_tick.tick(), if setup.options.metrics_interval.is_some() => {
                     self.start_due_trials(&mut trials);
@@ -854,6 +881,7 @@ impl RoutePlane {
                 }
             }
         }
+        probes.shutdown().await;
         trials.shutdown().await;
     }
 }
