@@ -788,8 +788,6 @@ async fn a_google_key_sent_in_the_url_never_reaches_a_log() {
 }
 
 #[tokio::test]
-#[ignore = "fails: BitRouter 0.11.0 counts a streamed request that failed before streaming nowhere \
-            (neither /v1/metrics nor spend_logs), so the breaker never sees it; OpenClaw always streams"]
 async fn a_streamed_chat_only_outage_keeps_the_endpoint_out_too() {
     // What OpenClaw does: every request streams. The upstream's 529 comes before the stream
     // starts; the daemon answers 500, and its metrics must still show the failure.
