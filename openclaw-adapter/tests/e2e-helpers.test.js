@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import { REPLY_TEXT, startFakeUpstream } from "./helpers/fake-upstream.js";
 import { startFakeMcpServer } from "./helpers/fake-mcp-server.js";
 import { tempDir } from "./helpers/fakes.js";
-import { makeTestCa } from "./helpers/test-ca.js";
+import { makeTestCa } from "./helpers/make-test-ca.js";
 
 const run = promisify(execFile);
 const helpers = path.join(path.dirname(fileURLToPath(import.meta.url)), "helpers");

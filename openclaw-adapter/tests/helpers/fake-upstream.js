@@ -6,7 +6,7 @@
 //   anthropic  POST /v1/messages (x-api-key and anthropic-version required, max_tokens required; SSE
 //              events message_start .. message_stop), GET /v1/models; overload is 529 overloaded_error
 //
-// HTTPS when given a certificate (tests/helpers/test-ca.js makes a CA and a leaf for 127.0.0.1), plain
+// HTTPS when given a certificate (tests/helpers/make-test-ca.js makes a CA and a leaf for 127.0.0.1), plain
 // HTTP otherwise (a local provider). Failure modes, switchable at run time:
 //   ok | fail500 | overloaded (529 Anthropic, 503 OpenAI) | ratelimit (429) | stall | refuse (listener and
 //   open connections closed) | chat-fail (chat answers the overload error while GET /v1/models answers 200)

@@ -4,7 +4,7 @@
 // certificate it signed for IP 127.0.0.1 and DNS localhost (CA:FALSE, serverAuth; the daemon refuses a
 // self-signed end-entity certificate).
 //
-// As a program: `test-ca.js <dir>` writes ca.pem, leaf.pem, leaf.key there and prints their paths as JSON.
+// As a program: `make-test-ca.js <dir>` writes ca.pem, leaf.pem, leaf.key there and prints their paths as JSON.
 
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -32,7 +32,7 @@ export function makeTestCa(dir) {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   if (!process.argv[2]) {
-    process.stderr.write("usage: test-ca.js <dir>\n");
+    process.stderr.write("usage: make-test-ca.js <dir>\n");
     process.exit(2);
   }
   process.stdout.write(`${JSON.stringify(makeTestCa(process.argv[2]))}\n`);
