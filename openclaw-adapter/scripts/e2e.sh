@@ -2,14 +2,16 @@
 # End-to-end check of the OpenClaw adapter against the real chain, on 127.0.0.1 only:
 #
 #   OpenClaw agent turn -> before_model_resolve hook -> BitRouter daemon (supervised by the real
-#   bitrouter-mcp) -> a fake OpenAI-compatible upstream, which records what it received.
+#   bitrouter-mcp) -> fake upstreams that record what they received. The fakes serve HTTPS from a test
+#   CA made with `openssl` (given to the server and the daemon through SSL_CERT_FILE, as a user's private
+#   CA would be) and speak OpenAI's and Anthropic's real shapes (tests/helpers/fake-upstream.js).
 #
 # Phases (each prints its duration):
 #   toolchain  Node 26 and openclaw@2026.9.6 from npm (no scripts run), cached outside the clone in
 #              ${XDG_CACHE_HOME:-$HOME/.cache}/bitrouter-mcp/openclaw, keyed by version; a second run
 #              installs nothing.
-#   server     the fake upstream, then `bitrouter-mcp serve --http` with a provider "fake" pointing at
-#              it and a virtual model "smart"; waits until bitrouter_status says the daemon is healthy.
+#   server     the test CA and the fake upstream, then `bitrouter-mcp serve --http` with a provider "fake"
+#              pointing at it and a virtual model "smart"; waits until bitrouter_status says healthy.
 #   plugin     `plugins install -l`, `plugins inspect bitrouter --runtime --json`: loaded, no
 #              diagnostics; the config schema accepts the seed example and rejects a typo.
 #   agent      one `openclaw agent --local --model openai/smart` turn, rerouted by the hook to
@@ -18,6 +20,12 @@
 #   mcp        `openclaw mcp set` + `openclaw mcp probe`: the four BitRouter tools are listed.
 #   usage      bitrouter_usage counts the agent turn; `openclaw status --usage` shows BitRouter's numbers.
 #   restarts   the adapter's service started twice against the server: both mint and save the token.
+#   failover   two upstreams (Anthropic-shaped first, OpenAI-shaped second) behind the seed's `smart`; the
+#              first fails (all paths; chat only) between two turns and during a turn, with OpenClaw's own
+#              retry at its defaults: every turn must be answered. Prints the latency each turn added
+#              (also in failover-latency.txt): the whole turn against the healthy baseline, and the
+#              span from the turn's first model request to the answer. A few minutes; skip with
+#              E2E_FAILOVER=0.
 #   tarball    the `npm pack` tarball installed with `plugins install npm-pack:` loads too.
 #              Skip with E2E_TARBALL=0.
 #   gateway    a gateway whose service starts its own bitrouter-mcp (the product's normal path), a
@@ -43,6 +51,9 @@ FAILED=0
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bitrouter-openclaw-e2e.XXXXXX")"
 UPSTREAM_PID=""
 SERVER_PID=""
+FO_A_PID=""
+FO_B_PID=""
+FO_SERVER_PID=""
 DAEMON_PID=""
 GATEWAY_PID=""
 GW_SERVER_PID=""
@@ -61,7 +72,10 @@ cleanup() {
   local rc=$?
   stop_pid "$GATEWAY_PID"
   stop_pid "$SERVER_PID"
+  stop_pid "$FO_SERVER_PID"
   stop_pid "$UPSTREAM_PID"
+  stop_pid "$FO_A_PID"
+  stop_pid "$FO_B_PID"
   # The servers stop their daemons; these only matter if one did not.
   for pid in "$GW_SERVER_PID" "$DAEMON_PID" "$GW_DAEMON_PID"; do
     if alive "$pid"; then
@@ -172,25 +186,30 @@ fi
 export BITROUTER_BIN
 log "bitrouter: $BITROUTER_BIN"
 
+"$NODE" "$HELPERS/make-test-ca.js" "$WORK/ca" >"$WORK/ca.json" 2>"$WORK/ca.err" || die "test CA: $(cat "$WORK/ca.err")"
+TEST_CA="$WORK/ca/ca.pem"
+export FAKE_UPSTREAM_TLS_CERT="$WORK/ca/leaf.pem" FAKE_UPSTREAM_TLS_KEY="$WORK/ca/leaf.key"
+ok "test CA made (openssl): servers and daemons trust it through SSL_CERT_FILE"
+
 UPSTREAM_RECORD="$WORK/upstream-requests.jsonl"
 : >"$UPSTREAM_RECORD"
-FAKE_UPSTREAM_PORT=0 FAKE_UPSTREAM_RECORD="$UPSTREAM_RECORD" "$NODE" "$HELPERS/fake-openai-upstream.js" \
+FAKE_UPSTREAM_PORT=0 FAKE_UPSTREAM_RECORD="$UPSTREAM_RECORD" FAKE_UPSTREAM_KEY=fake-upstream-key "$NODE" "$HELPERS/fake-upstream.js" \
   >"$WORK/upstream.out" 2>"$WORK/upstream.err" &
 UPSTREAM_PID=$!
 for _ in $(seq 1 100); do grep -q '"port"' "$WORK/upstream.out" 2>/dev/null && break; alive "$UPSTREAM_PID" || break; sleep 0.05; done
 UPSTREAM_PORT="$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).port)' "$WORK/upstream.out" 2>/dev/null)" ||
   die "the fake upstream did not start: $(cat "$WORK/upstream.err")"
 REPLY_TEXT="$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).reply)' "$WORK/upstream.out")"
-ok "fake upstream on 127.0.0.1:$UPSTREAM_PORT"
+ok "fake upstream on https://127.0.0.1:$UPSTREAM_PORT"
 
 DAEMON_PORT="$(free_port)"
 MCP_PORT="$(free_port)"
 MCP_URL="http://127.0.0.1:$MCP_PORT/mcp"
-PROVIDERS="{\"fake\":{\"derives\":\"openai\",\"apiBase\":\"http://127.0.0.1:$UPSTREAM_PORT/v1\",\"apiKey\":\"fake-upstream-key\"}}"
+PROVIDERS="{\"fake\":{\"derives\":\"openai\",\"apiBase\":\"https://127.0.0.1:$UPSTREAM_PORT/v1\",\"apiKey\":\"fake-upstream-key\"}}"
 MODELS='{"smart":{"strategy":"priority","endpoints":[{"provider":"fake","modelId":"fake-model-1"}]}}'
 echo "{\"port\":$DAEMON_PORT,\"healthCheckIntervalMs\":500,\"providers\":$PROVIDERS,\"models\":$MODELS}" >"$WORK/server-config.json"
 mkdir -p "$WORK/server-data"
-"$BIN" serve --http "127.0.0.1:$MCP_PORT" --config "$WORK/server-config.json" --data-dir "$WORK/server-data" \
+SSL_CERT_FILE="$TEST_CA" "$BIN" serve --http "127.0.0.1:$MCP_PORT" --config "$WORK/server-config.json" --data-dir "$WORK/server-data" \
   --exit-with-parent >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 if mcp "$MCP_URL" wait-healthy 60 "$SERVER_PID" >"$WORK/status.json" 2>"$WORK/status.err"; then
@@ -309,6 +328,178 @@ check "$WORK/restarts.json" 'd.runs.every(r => r.decision && r.decision.provider
   "restarts: both load the route table"
 check "$WORK/restarts.json" 'd.keys.tokens.filter(t => t.name === "openclaw").length === 1' "restarts: one saved token named openclaw"
 
+# ---------------------------------------------------------------- failover: the first upstream fails, the turn is answered
+if [ "${E2E_FAILOVER:-1}" != "0" ]; then
+  phase failover
+  # The seed's `smart` (priority anthropic -> openai) with built-in provider names and apiBase overrides, two
+  # HTTPS fakes, probes every second as in the measurement the issue reports. OpenClaw's retry stays at its
+  # defaults (no settings.json is written).
+  FO_A_KEY="sk-ant-e2e-a7c19d"
+  FO_B_KEY="sk-proj-e2e-b52e0f"
+  FO_A_REPLY="Hi from Anthropic (e2e-a1c4)."
+  FO_B_REPLY="Hi from OpenAI (e2e-b9d2)."
+  FO_RECORD="$WORK/failover-requests.jsonl"
+  FO_ARRIVALS="$WORK/failover-arrivals.jsonl"
+  FO_A_MODE="$WORK/failover-a.mode"
+  : >"$FO_RECORD"; : >"$FO_ARRIVALS"
+  echo '{"mode":"ok","delayMs":0}' >"$FO_A_MODE"
+  start_fake() { # <name> <protocol> <key> <reply> [mode file]: prints the port
+    FAKE_UPSTREAM_NAME="$1" FAKE_UPSTREAM_PROTOCOL="$2" FAKE_UPSTREAM_KEY="$3" FAKE_UPSTREAM_REPLY="$4" \
+      FAKE_UPSTREAM_MODE_FILE="${5:-}" FAKE_UPSTREAM_RECORD="$FO_RECORD" FAKE_UPSTREAM_ARRIVALS="$FO_ARRIVALS" \
+      FAKE_UPSTREAM_PORT=0 "$NODE" "$HELPERS/fake-upstream.js" >"$WORK/fake-$1.out" 2>"$WORK/fake-$1.err" &
+  }
+  start_fake anthropic anthropic "$FO_A_KEY" "$FO_A_REPLY" "$FO_A_MODE"; FO_A_PID=$!
+  start_fake openai openai "$FO_B_KEY" "$FO_B_REPLY"; FO_B_PID=$!
+  fake_port() { # <name>
+    for _ in $(seq 1 100); do grep -q '"port"' "$WORK/fake-$1.out" 2>/dev/null && break; sleep 0.05; done
+    "$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).port)' "$WORK/fake-$1.out" 2>/dev/null
+  }
+  FO_A_PORT="$(fake_port anthropic)" || die "failover: upstream A did not start: $(cat "$WORK/fake-anthropic.err")"
+  FO_B_PORT="$(fake_port openai)" || die "failover: upstream B did not start: $(cat "$WORK/fake-openai.err")"
+
+  FO_DAEMON_PORT="$(free_port)"
+  FO_MCP_PORT="$(free_port)"
+  FO_URL="http://127.0.0.1:$FO_MCP_PORT/mcp"
+  FO_PROVIDERS="{\"anthropic\":{\"apiBase\":\"https://127.0.0.1:$FO_A_PORT\",\"apiKey\":\"$FO_A_KEY\"},\"openai\":{\"apiBase\":\"https://127.0.0.1:$FO_B_PORT/v1\",\"apiKey\":\"$FO_B_KEY\"}}"
+  FO_MODELS='{"smart":{"strategy":"priority","endpoints":[{"provider":"anthropic","modelId":"claude-sonnet-4-20250514"},{"provider":"openai","modelId":"gpt-4o"}]}}'
+  echo "{\"port\":$FO_DAEMON_PORT,\"healthCheckIntervalMs\":1000,\"providers\":$FO_PROVIDERS,\"models\":$FO_MODELS}" >"$WORK/failover-config.json"
+  mkdir -p "$WORK/failover-data"
+  SSL_CERT_FILE="$TEST_CA" "$BIN" serve --http "127.0.0.1:$FO_MCP_PORT" --config "$WORK/failover-config.json" \
+    --data-dir "$WORK/failover-data" --exit-with-parent >"$WORK/failover-server.log" 2>&1 &
+  FO_SERVER_PID=$!
+  mcp "$FO_URL" wait-healthy 60 "$FO_SERVER_PID" >"$WORK/failover-status.json" 2>"$WORK/failover-status.err" ||
+    die "failover: server healthy" "$(cat "$WORK/failover-status.err"; tail -5 "$WORK/failover-server.log")"
+
+  # wait_route <provider> <seconds>: until smart's active endpoint is <provider> (and the other is not)
+  wait_route() {
+    local t0 routes="$WORK/failover-routes.json"
+    t0="$(now)"
+    while :; do
+      mcp "$FO_URL" resource bitrouter://routes >"$routes" 2>/dev/null || true
+      if "$NODE" -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));const m=d.models.find(m=>m.name==="smart");const a=m.endpoints.filter(e=>e.active).map(e=>e.provider);process.exit(a.length===1&&a[0]===process.argv[2]?0:1)' "$routes" "$1" 2>/dev/null; then
+        return 0
+      fi
+      if awk -v a="$t0" -v b="$(now)" -v l="$2" 'BEGIN{exit !(b-a>l)}'; then return 1; fi
+      sleep 0.5
+    done
+  }
+  wait_route anthropic 60 && ok "failover: smart is served by anthropic over HTTPS" ||
+    die "failover: smart never served by anthropic" "$(head -c 1500 "$WORK/failover-routes.json")"
+
+  use_home failover
+  oc plugins install -l "$ADAPTER" --force --accept-capabilities >"$WORK/failover-install.log" 2>&1 ||
+    fail "failover: plugins install -l" "$(tail -3 "$WORK/failover-install.log")"
+  oc config set plugins.entries.bitrouter.hooks.allowConversationAccess true --strict-json >/dev/null 2>&1 || true
+  oc config set plugins.entries.bitrouter.config \
+    "{\"port\":$FO_DAEMON_PORT,\"mcpPort\":$FO_MCP_PORT,\"healthCheckIntervalMs\":1000,\"providers\":$FO_PROVIDERS,\"models\":$FO_MODELS}" \
+    --strict-json >"$WORK/failover-config-set.log" 2>&1 || fail "failover: plugin config set" "$(tail -3 "$WORK/failover-config-set.log")"
+
+  count_chats() { # <upstream> [failed]: chat requests in the record
+    "$NODE" -e 'const fs=require("fs");const l=fs.readFileSync(process.argv[1],"utf8").split("\n").filter(Boolean).map(JSON.parse);console.log(l.filter(r=>r.upstream===process.argv[2]&&r.kind==="chat"&&(process.argv[3]!=="failed"||r.status!==200)).length)' "$FO_RECORD" "$1" "${2:-}"
+  }
+  arrivals() { wc -l <"$FO_ARRIVALS" | tr -d ' '; }
+  set_a() { echo "$1" >"$FO_A_MODE"; sleep 0.2; } # the fake re-reads it every 50 ms
+  FO_TURN_SECS=""
+  # turn <label> <expected reply> [background-hook]: one `agent --local` turn through the hook, timed
+  turn() {
+    local t0 out="$WORK/failover-turn-$1.json"
+    t0="$(now)"
+    if [ -n "${3:-}" ]; then
+      timeout 240 env OPENCLAW_HOME="$OC_HOME" HOME="$OC_HOME" "$NODE" "$OC_MJS" agent --local -m "say hi" --model openai/smart --json \
+        >"$out" 2>"$WORK/failover-turn-$1.err" &
+      local tp=$!
+      "$3"
+      wait "$tp" || true
+    else
+      timeout 240 env OPENCLAW_HOME="$OC_HOME" HOME="$OC_HOME" "$NODE" "$OC_MJS" agent --local -m "say hi" --model openai/smart --json \
+        >"$out" 2>"$WORK/failover-turn-$1.err" || true
+    fi
+    FO_TURN_SECS="$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')"
+    "$NODE" -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));process.exit(d.payloads.some(p=>(p.text??"").includes(process.argv[2]))?0:1)' "$out" "$2" 2>/dev/null
+  }
+
+  FO_FAILED_TURNS=0
+  : >"$WORK/failover-latency.txt"
+  if turn baseline "$FO_A_REPLY"; then
+    ok "failover: baseline turn answered by anthropic (${FO_TURN_SECS} s)"
+  else
+    fail "failover: baseline turn answered by anthropic" "$(tail -5 "$WORK/failover-turn-baseline.err")"
+  fi
+  FO_BASE="$FO_TURN_SECS"
+  # A second healthy turn: the first one warms OpenClaw's caches, so this is the fair baseline.
+  turn baseline2 "$FO_A_REPLY" && FO_BASE="$FO_TURN_SECS"
+  echo "baseline turn (anthropic healthy): $FO_BASE s" | tee -a "$WORK/failover-latency.txt" >&2
+
+  wait_arrival_then() { # break A once the turn's request is in flight at A
+    local n0="$1" mode="$2"
+    for _ in $(seq 1 1200); do [ "$(arrivals)" -gt "$n0" ] && break; sleep 0.05; done
+    set_a "$mode"
+  }
+  during_all() { wait_arrival_then "$FO_N0" '{"mode":"refuse","delayMs":0}'; }
+  during_chat() { wait_arrival_then "$FO_N0" '{"mode":"chat-fail","delayMs":0}'; }
+
+  scenario() { # <label> <when: between|during> <A mode json | hook>
+    local label="$1" a0 b0 af0
+    set_a '{"mode":"ok","delayMs":0}'
+    if ! wait_route anthropic 180; then
+      fail "failover $label: the route returned to anthropic before the scenario" "$(head -c 1500 "$WORK/failover-routes.json")"
+      return
+    fi
+    a0="$(count_chats anthropic)"; af0="$(count_chats anthropic failed)"; b0="$(count_chats openai)"
+    local rc=0
+    FO_N0="$(arrivals)"
+    if [ "$2" = between ]; then
+      set_a "$3"
+      turn "$label" "$FO_B_REPLY" || rc=$?
+    else
+      # A slow first upstream (2 s per answer), broken while the turn's request waits there.
+      set_a '{"mode":"ok","delayMs":2000}'
+      turn "$label" "$FO_B_REPLY" "$3" || rc=$?
+    fi
+    # From the turn's first model request (at either upstream) to the first answer: what failover
+    # added inside the turn, OpenClaw's own retry backoff included.
+    local span
+    span="$("$NODE" -e 'const fs=require("fs");const rd=f=>fs.readFileSync(f,"utf8").split("\n").filter(Boolean).map(JSON.parse);
+      const arr=rd(process.argv[1]).slice(+process.argv[3]);const rec=rd(process.argv[2]);
+      if(!arr.length){console.log("n/a");process.exit(0)}
+      const t0=Date.parse(arr[0].time);const ok=rec.filter(r=>r.kind==="chat"&&r.status===200&&Date.parse(r.time)>=t0);
+      console.log(ok.length?((Date.parse(ok[0].time)-t0)/1000).toFixed(1):"n/a")' "$FO_ARRIVALS" "$FO_RECORD" "$FO_N0" 2>/dev/null || echo n/a)"
+    local a=$(( $(count_chats anthropic) - a0 )) af=$(( $(count_chats anthropic failed) - af0 )) b=$(( $(count_chats openai) - b0 ))
+    local extra
+    extra="$(awk -v t="$FO_TURN_SECS" -v b="$FO_BASE" 'BEGIN{printf "%+.1f", t-b}')"
+    local line="$label: turn ${FO_TURN_SECS} s (${extra} s vs baseline); first model request -> answer ${span} s; anthropic saw $a chat requests ($af failed), openai $b"
+    echo "$line" | tee -a "$WORK/failover-latency.txt" >&2
+    if [ "$rc" -eq 0 ]; then
+      ok "failover $label: the turn is answered by openai (${FO_TURN_SECS} s; first request -> answer ${span} s)"
+    else
+      FO_FAILED_TURNS=$((FO_FAILED_TURNS + 1))
+      fail "failover $label: the turn is answered by openai" "$line; $(tail -5 "$WORK/failover-turn-$label.err")"
+    fi
+  }
+  scenario all-paths-between-turns between '{"mode":"overloaded","delayMs":0}'
+  scenario chat-only-between-turns between '{"mode":"chat-fail","delayMs":0}'
+  scenario all-paths-during-turn during during_all
+  scenario chat-only-during-turn during during_chat
+  set_a '{"mode":"ok","delayMs":0}'
+  if wait_route anthropic 180; then ok "failover: smart returns to anthropic once it recovers"; else fail "failover: smart returns to anthropic"; fi
+
+  "$NODE" -e 'const fs=require("fs");const l=fs.readFileSync(process.argv[1],"utf8").split("\n").filter(Boolean).map(JSON.parse);
+    const bad=l.filter(r=>r.credential!==(r.upstream==="anthropic"?process.argv[2]:process.argv[3]));
+    process.exit(bad.length===0&&l.some(r=>r.kind==="listing")?0:1)' "$FO_RECORD" "$FO_A_KEY" "$FO_B_KEY" &&
+    ok "failover: every request and probe carried its own provider's key" ||
+    fail "failover: every request and probe carried its own provider's key"
+  if grep -qF -e "$FO_A_KEY" -e "$FO_B_KEY" "$WORK/failover-server.log" "$WORK/failover-data/bitrouter/logs/"* 2>/dev/null; then
+    fail "failover: no provider key in the server's or the daemon's log"
+  else
+    ok "failover: no provider key in the server's or the daemon's log"
+  fi
+  echo "failed turns: $FO_FAILED_TURNS" | tee -a "$WORK/failover-latency.txt" >&2
+  [ -n "${E2E_FAILOVER_REPORT:-}" ] && cp "$WORK/failover-latency.txt" "$E2E_FAILOVER_REPORT"
+  stop_pid "$FO_SERVER_PID"; FO_SERVER_PID=""
+  stop_pid "$FO_A_PID"; FO_A_PID=""
+  stop_pid "$FO_B_PID"; FO_B_PID=""
+fi
+
 # ---------------------------------------------------------------- tarball: the published shape
 if [ "${E2E_TARBALL:-1}" != "0" ]; then
   phase tarball
@@ -336,7 +527,7 @@ if [ "${E2E_GATEWAY:-1}" != "0" ]; then
   oc config set plugins.entries.bitrouter "$gw_cfg" --strict-json >"$WORK/config-gateway.log" 2>&1 ||
     fail "gateway: plugin config set" "$(tail -3 "$WORK/config-gateway.log")"
 
-  OPENCLAW_SKIP_CHANNELS=1 OPENCLAW_HOME="$OC_HOME" HOME="$OC_HOME" "$NODE" "$OC_MJS" gateway run --port "$GW_PORT" \
+  SSL_CERT_FILE="$TEST_CA" OPENCLAW_SKIP_CHANNELS=1 OPENCLAW_HOME="$OC_HOME" HOME="$OC_HOME" "$NODE" "$OC_MJS" gateway run --port "$GW_PORT" \
     --bind loopback --auth token --token e2e-token --allow-unconfigured >"$WORK/gateway.log" 2>&1 &
   GATEWAY_PID=$!
   ready=0

@@ -79,6 +79,33 @@ struct State {
     /// Foreign routes already reported (model + what was found), so each is reported once.
     reported: BTreeSet<String>,
     daemon_healthy: bool,
+    /// Failures only the daemon's log shows (see [`rejected_provider`]).
+    log: LogTap,
+}
+
+/// Where the daemon log was read up to, and the failures found there that the metrics missed.
+#[derive(Debug, Default)]
+struct LogTap {
+    /// `None` until the first read, which starts at the end (old failures are not news).
+    offset: Option<u64>,
+    /// The daemon's error totals per endpoint at the last poll.
+    metrics_errors: BTreeMap<String, u64>,
+    /// Failures added to each endpoint's counters, cumulative.
+    extra: BTreeMap<String, u64>,
+}
+
+/// The provider a daemon log line says a request failed at. BitRouter 0.11.0 counts a streamed
+/// request that failed before its stream began (an upstream 529 or refused connection; OpenClaw
+/// always streams) neither in `/v1/metrics` nor in its spend log: only this line shows it.
+fn rejected_provider(line: &str) -> Option<&str> {
+    let rest = &line[line.find("unhandled custom rejection")?..];
+    let rest = &rest[rest.find("BitrouterRejection(")?..];
+    let start = rest
+        .find("provider: Some(\"")
+        .map(|i| i + "provider: Some(\"".len())
+        .or_else(|| rest.find("provider: \"").map(|i| i + "provider: \"".len()))?;
+    let name = &rest[start..];
+    Some(&name[..name.find('"')?])
 }
 
 /// A short-lived admin token from an in-memory key, re-minted before it expires.
@@ -676,7 +703,8 @@ impl RoutePlane {
     /// Reads the daemon's traffic counters into the health policy. Returns whether any
     /// endpoint's usability changed.
     fn absorb_metrics(&self, metrics: &Metrics) -> bool {
-        let policy = self.setup().options.health;
+        let setup = self.setup();
+        let policy = setup.options.health;
         let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for by_endpoint in metrics.values() {
             for (id, c) in by_endpoint {
@@ -685,8 +713,41 @@ impl RoutePlane {
                 e.1 += c.total_errors;
             }
         }
+        let rejections = self.read_log_rejections();
         let now = Instant::now();
         let mut s = self.lock();
+        // Failures the log shows beyond those the metrics counted since the last poll go to every
+        // endpoint of that provider (the line names no model).
+        let endpoints: BTreeSet<(&str, String)> = setup
+            .targets
+            .iter()
+            .map(|t| (t.daemon_provider.as_str(), t.id()))
+            .collect();
+        let mut counted: BTreeMap<&str, u64> = BTreeMap::new();
+        for (provider, id) in &endpoints {
+            let total = totals.get(id).map_or(0, |c| c.1);
+            let before = s.log.metrics_errors.insert(id.clone(), total).unwrap_or(0);
+            let new = if total >= before {
+                total - before
+            } else {
+                total
+            };
+            *counted.entry(provider).or_default() += new;
+        }
+        for (provider, n) in &rejections {
+            let missed = n.saturating_sub(counted.get(provider.as_str()).copied().unwrap_or(0));
+            if missed == 0 {
+                continue;
+            }
+            for (_, id) in endpoints.iter().filter(|(p, _)| p == provider) {
+                *s.log.extra.entry(id.clone()).or_default() += missed;
+            }
+        }
+        for (id, extra) in &s.log.extra {
+            let e = totals.entry(id.clone()).or_default();
+            e.0 += extra;
+            e.1 += extra;
+        }
         let mut changed = false;
         for (id, (requests, errors)) in totals {
             let Some(h) = s.health.get_mut(&id) else {
@@ -708,6 +769,42 @@ impl RoutePlane {
             }
         }
         changed
+    }
+
+    /// Failures per daemon provider in the daemon log's lines written since the last read.
+    fn read_log_rejections(&self) -> BTreeMap<String, u64> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut found = BTreeMap::new();
+        let path = self.home.logs_dir().join(crate::supervisor::logs::LOG_NAME);
+        let Ok(mut file) = std::fs::File::open(&path) else {
+            return found;
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut s = self.lock();
+        let from = match s.log.offset {
+            None => len,
+            Some(o) if o > len => 0, // rotated
+            Some(o) => o,
+        };
+        let mut text = String::new();
+        if file.seek(SeekFrom::Start(from)).is_ok()
+            && file
+                .take(len.saturating_sub(from))
+                .read_to_string(&mut text)
+                .is_ok()
+        {
+            // Only whole lines; a partial last line is read again next time.
+            let whole = text.rfind('\n').map_or(0, |i| i + 1);
+            for line in text[..whole].lines() {
+                if let Some(p) = rejected_provider(line) {
+                    *found.entry(p.to_string()).or_default() += 1;
+                }
+            }
+            s.log.offset = Some(from + whole as u64);
+        } else {
+            s.log.offset = Some(len);
+        }
+        found
     }
 
     /// Sends a trial to every endpoint whose breaker cooldown is over.
@@ -883,5 +980,29 @@ impl RoutePlane {
         }
         probes.shutdown().await;
         trials.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rejected_provider;
+
+    #[test]
+    fn a_rejection_line_names_its_provider() {
+        let provider = r#"2026-11-30T09:48:50Z ERROR warp::reject: unhandled custom rejection, returning 500 response: BitrouterRejection(Provider { provider: "anthropic", message: "Overloaded", context: ProviderErrorContext { status_code: Some(529) } })"#;
+        assert_eq!(rejected_provider(provider), Some("anthropic"));
+        let transport = r#"ERROR warp::reject: unhandled custom rejection, returning 500 response: BitrouterRejection(Transport { provider: Some("google__gem_0"), message: "failed to send" })"#;
+        assert_eq!(rejected_provider(transport), Some("google__gem_0"));
+        // The trace line of the same failure is not counted twice; other lines are not failures.
+        assert_eq!(
+            rejected_provider(
+                r#"ERROR request{method=POST}: warp::filters::trace: unable to process request (internal error) status=500 error=Some(Rejection(BitrouterRejection(Provider { provider: "anthropic" })))"#
+            ),
+            None
+        );
+        assert_eq!(
+            rejected_provider("INFO bitrouter::runtime::server: server listening"),
+            None
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! by rmcp's client, the real `bitrouter` daemon, and fake upstream LLM providers on 127.0.0.1.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod tls;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};
@@ -77,6 +78,15 @@ impl TestHome {
         std::fs::write(&p, serde_json::to_vec_pretty(json).unwrap()).unwrap();
         p
     }
+    /// The test CA's certificate in this home's temp dir: `SSL_CERT_FILE` of every process a
+    /// test starts, so HTTPS fake upstreams are trusted as a real provider's would be.
+    pub fn ca_file(&self) -> PathBuf {
+        tls::ca().write_to(self.dir.path())
+    }
+    /// Where [`Mcp::stdio_logged`] writes the server's stderr.
+    pub fn server_stderr(&self) -> PathBuf {
+        self.dir.path().join("server-stderr.log")
+    }
     /// Every file under the data dir, relative, sorted; the running servers' ownership files
     /// (`owner.lock`, `owner.json`) left out.
     pub fn files(&self) -> Vec<String> {
@@ -137,6 +147,23 @@ impl Mcp {
         let mut cmd = server_command(home, &config, env);
         cmd.args(["serve", "--stdio"]);
         let transport = TokioChildProcess::new(cmd).unwrap();
+        let client = ().serve(transport).await.unwrap();
+        Self {
+            client,
+            child: None,
+        }
+    }
+
+    /// Like [`Mcp::stdio_env`], with the server's stderr kept in [`TestHome::server_stderr`] so a
+    /// test can read what it logged.
+    pub async fn stdio_logged(home: &TestHome, config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = server_command(home, config, env);
+        cmd.args(["serve", "--stdio"]);
+        let stderr = std::fs::File::create(home.server_stderr()).unwrap();
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
         let client = ().serve(transport).await.unwrap();
         Self {
             client,
@@ -303,7 +330,8 @@ pub fn server_command(
         .arg("--config")
         .arg(config)
         .env("BITROUTER_MCP_LOG", "warn")
-        .env("BITROUTER_BIN", bitrouter_bin());
+        .env("BITROUTER_BIN", bitrouter_bin())
+        .env("SSL_CERT_FILE", home.ca_file());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -426,6 +454,11 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `yaml` as the home's `bitrouter.yaml` (with `server.listen` set) and starts the daemon.
     pub async fn start(home: &TestHome, yaml_body: &str) -> Self {
+        Self::start_env(home, yaml_body, &[]).await
+    }
+
+    /// Like [`Daemon::start`] with extra environment for the daemon.
+    pub async fn start_env(home: &TestHome, yaml_body: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let bh = home.bitrouter_home();
         std::fs::create_dir_all(&bh).unwrap();
@@ -437,6 +470,8 @@ impl Daemon {
             .arg("--home-dir")
             .arg(&bh)
             .arg("serve")
+            .env("SSL_CERT_FILE", home.ca_file())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
