@@ -79,4 +79,9 @@ impl Home {
     pub fn pid_file(&self) -> PathBuf {
         self.data_dir.join("daemon.pid")
     }
+
+    /// The address the HTTP server listens on while it runs (`bitrouter-mcp dashboard` reads it).
+    pub fn http_address_file(&self) -> PathBuf {
+        self.data_dir.join("http.addr")
+    }
 }

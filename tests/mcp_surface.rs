@@ -278,10 +278,18 @@ async fn tool_list_has_schemas_annotations_and_descriptions() {
     }
     let resources = mcp.client.list_all_resources().await.unwrap();
     let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
-    assert_eq!(uris, ["bitrouter://routes", "bitrouter://metrics"]);
+    assert_eq!(
+        uris,
+        [
+            "bitrouter://routes",
+            "bitrouter://metrics",
+            "ui://bitrouter/dashboard"
+        ]
+    );
     assert!(
         resources
             .iter()
+            .filter(|r| r.uri.starts_with("bitrouter://"))
             .all(|r| r.mime_type.as_deref() == Some("application/json"))
     );
     mcp.close().await;

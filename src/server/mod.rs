@@ -2,6 +2,7 @@
 //! transports. Everything here adapts [`crate::tools`] to MCP; no business logic lives here.
 
 pub mod args;
+pub mod dashboard;
 pub mod http;
 pub mod state;
 pub mod stdio;
@@ -78,6 +79,7 @@ impl BitrouterServer {
             breaker, last error, probe latency, request and error counts, last switch and why), \
             the binary version and the data paths. Read-only; call it first when model requests \
             fail or to find the endpoint.",
+        meta = dashboard::tool_meta(),
         annotations(
             title = "BitRouter status",
             read_only_hint = true,
@@ -206,6 +208,7 @@ impl ServerHandler for BitrouterServer {
                      switches per virtual model.",
                 )
                 .with_mime_type("application/json"),
+            dashboard::app_resource(),
         ]))
     }
 
@@ -277,13 +280,17 @@ impl ServerHandler for BitrouterServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri == dashboard::APP_URI {
+            return Ok(ReadResourceResult::new(vec![dashboard::app_contents()]).into());
+        }
         let text = match request.uri.as_str() {
             ROUTES_URI => serde_json::to_string_pretty(&*self.state.route_table()),
             METRICS_URI => serde_json::to_string_pretty(&self.state.plane.metrics()),
             other => {
                 return Err(ErrorData::resource_not_found(
                     format!(
-                        "unknown resource \"{other}\" (available: {ROUTES_URI}, {METRICS_URI})"
+                        "unknown resource \"{other}\" (available: {ROUTES_URI}, {METRICS_URI}, {})",
+                        dashboard::APP_URI
                     ),
                     Some(serde_json::json!({ "uri": other })),
                 ));
