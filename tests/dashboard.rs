@@ -151,6 +151,56 @@ async fn open_page_shows_a_failover_within_two_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The same document as an MCP App: framed by a stand-in host that answers the App bridge
+    // (ui/initialize, tools/call bitrouter_status) the way an MCP Apps host does.
+    let app_html = app_text(&mcp).await;
+    let framed = format!(
+        r#"(() => {{
+            window.__calls = 0;
+            window.addEventListener('message', async (ev) => {{
+                const m = ev.data;
+                if (!m || m.jsonrpc !== '2.0' || m.id === undefined) return;
+                let result = {{}};
+                if (m.method === 'ui/initialize') {{
+                    result = {{ protocolVersion: '2026-01-26', hostInfo: {{ name: 'test-host', version: '1' }}, hostCapabilities: {{}}, hostContext: {{}} }};
+                }} else if (m.method === 'tools/call' && m.params.name === 'bitrouter_status') {{
+                    window.__calls += 1;
+                    const s = await (await fetch('dashboard/status')).json();
+                    result = {{ content: [{{ type: 'text', text: JSON.stringify(s) }}], structuredContent: s }};
+                }}
+                ev.source.postMessage({{ jsonrpc: '2.0', id: m.id, result }}, '*');
+            }});
+            const f = document.createElement('iframe');
+            f.id = 'app';
+            f.srcdoc = {};
+            document.body.append(f);
+            return true;
+        }})()"#,
+        serde_json::to_string(&app_html).unwrap()
+    );
+    tokio::task::block_in_place(|| page.eval(&framed));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = tokio::task::block_in_place(|| {
+            page.eval(
+                r#"(() => {
+                    const d = document.getElementById('app').contentDocument;
+                    const m = d && d.querySelector('[data-model="smart"]');
+                    return { serving: m ? m.dataset.serving : null, calls: window.__calls };
+                })()"#,
+            )
+        });
+        if v["serving"] == "pb:m2" && v["calls"].as_u64() >= Some(2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the App never drew the route through the host bridge: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::task::block_in_place(|| page.eval("document.getElementById('app').remove()"));
+
     // Traffic on the fallback, then keep a picture of the page.
     for _ in 0..4 {
         assert_eq!(chat(port, &token, "smart").await.0, 200);
@@ -214,18 +264,7 @@ async fn foreign_origins_are_refused_and_the_app_resource_is_served() {
     let resources = mcp.client.list_all_resources().await.unwrap();
     let app = resources.iter().find(|r| r.uri == APP_URI).expect("listed");
     assert_eq!(app.mime_type.as_deref(), Some("text/html;profile=mcp-app"));
-    let read = mcp
-        .client
-        .read_resource(rmcp::model::ReadResourceRequestParams::new(APP_URI))
-        .await
-        .unwrap();
-    let (text, mime) = match &read.contents[0] {
-        rmcp::model::ResourceContents::TextResourceContents {
-            text, mime_type, ..
-        } => (text.clone(), mime_type.clone()),
-        other => panic!("expected text, got {other:?}"),
-    };
-    assert_eq!(mime.as_deref(), Some("text/html;profile=mcp-app"));
+    let text = app_text(&mcp).await;
     assert!(text.len() < 2 * 1024 * 1024, "under the hosts' 2 MiB cap");
     assert_eq!(text, html, "the App and the page are the same document");
     assert_valid_html(&text);
@@ -234,6 +273,24 @@ async fn foreign_origins_are_refused_and_the_app_resource_is_served() {
     let meta = serde_json::to_value(status_tool.meta.as_ref().expect("_meta")).unwrap();
     assert_eq!(meta["ui"]["resourceUri"], APP_URI, "{meta}");
     mcp.close().await;
+}
+
+/// The App resource's HTML as an MCP client reads it (its MIME type checked).
+async fn app_text(mcp: &Mcp) -> String {
+    let read = mcp
+        .client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(APP_URI))
+        .await
+        .unwrap();
+    match &read.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents {
+            text, mime_type, ..
+        } => {
+            assert_eq!(mime_type.as_deref(), Some("text/html;profile=mcp-app"));
+            text.clone()
+        }
+        other => panic!("expected text, got {other:?}"),
+    }
 }
 
 /// Well-formed enough for any browser: doctype, one html/head/body in order, every opened
