@@ -201,6 +201,35 @@ async fn open_page_shows_a_failover_within_two_seconds() {
     }
     tokio::task::block_in_place(|| page.eval("document.getElementById('app').remove()"));
 
+    // A daemon crash shows as a restart in the timeline, and the page follows it back to healthy.
+    let pid = mcp.ok("bitrouter_status", json!({})).await["daemon"]["pid"]
+        .as_u64()
+        .unwrap();
+    common::kill(pid as u32, "KILL");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = tokio::task::block_in_place(|| {
+            page.eval(
+                r#"({ restarts: [...document.querySelectorAll('#timeline li[data-kind="restart"]')].map(l => l.textContent),
+                      state: document.getElementById('daemon').dataset.state })"#,
+            )
+        });
+        if v["restarts"].as_array().is_some_and(|r| !r.is_empty()) && v["state"] == "healthy" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed the daemon's restart: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mcp.wait_status(
+        "smart on pb:m2 after the restart",
+        Duration::from_secs(20),
+        |s| s["models"][0]["serving"] == json!(["pb:m2"]) && s["daemon"]["state"] == "healthy",
+    )
+    .await;
+
     // Traffic on the fallback, then keep a picture of the page.
     for _ in 0..4 {
         assert_eq!(chat(port, &token, "smart").await.0, 200);
