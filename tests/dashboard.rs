@@ -163,6 +163,9 @@ async fn open_page_shows_a_failover_within_two_seconds() {
                 let result = {{}};
                 if (m.method === 'ui/initialize') {{
                     result = {{ protocolVersion: '2026-01-26', hostInfo: {{ name: 'test-host', version: '1' }}, hostCapabilities: {{}}, hostContext: {{}} }};
+                }} else if (m.method === 'tools/call' && m.params.name === 'bitrouter_usage') {{
+                    const u = {usage};
+                    result = {{ content: [{{ type: 'text', text: JSON.stringify(u) }}], structuredContent: u }};
                 }} else if (m.method === 'tools/call' && m.params.name === 'bitrouter_status') {{
                     window.__calls += 1;
                     const s = await (await fetch('dashboard/status')).json();
@@ -172,11 +175,13 @@ async fn open_page_shows_a_failover_within_two_seconds() {
             }});
             const f = document.createElement('iframe');
             f.id = 'app';
+            f.style.cssText = 'width: 1240px; height: 1100px; border: 2px solid gray';
             f.srcdoc = {};
             document.body.append(f);
             return true;
         }})()"#,
-        serde_json::to_string(&app_html).unwrap()
+        serde_json::to_string(&app_html).unwrap(),
+        usage = usage_facts(),
     );
     tokio::task::block_in_place(|| page.eval(&framed));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -186,11 +191,20 @@ async fn open_page_shows_a_failover_within_two_seconds() {
                 r#"(() => {
                     const d = document.getElementById('app').contentDocument;
                     const m = d && d.querySelector('[data-model="smart"]');
-                    return { serving: m ? m.dataset.serving : null, calls: window.__calls };
+                    const u = d && d.querySelector('tr[data-usage-endpoint="pb:m2"]');
+                    return { serving: m ? m.dataset.serving : null, calls: window.__calls,
+                             usage_tokens: u ? u.dataset.tokens : null,
+                             usage_shown: !!(d && d.getElementById('usage') && !d.getElementById('usage').hidden),
+                             page_usage_shown: !document.getElementById('usage').hidden };
                 })()"#,
             )
         });
-        if v["serving"] == "pb:m2" && v["calls"].as_u64() >= Some(2) {
+        if v["serving"] == "pb:m2" && v["calls"].as_u64() >= Some(2) && v["usage_shown"] == true {
+            assert_eq!(v["usage_tokens"], "60", "{v}");
+            assert_eq!(
+                v["page_usage_shown"], false,
+                "no usage endpoint on this server: the page hides the section"
+            );
             break;
         }
         assert!(
@@ -199,7 +213,11 @@ async fn open_page_shows_a_failover_within_two_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::task::block_in_place(|| page.eval("document.getElementById('app').remove()"));
+    tokio::task::block_in_place(|| {
+        page.eval("document.getElementById('app').scrollIntoView()");
+        std::fs::write(artifact_dir().join("app.png"), page.screenshot()).unwrap();
+        page.eval("document.getElementById('app').remove()")
+    });
 
     // A daemon crash shows as a restart in the timeline, and the page follows it back to healthy.
     let pid = mcp.ok("bitrouter_status", json!({})).await["daemon"]["pid"]
@@ -302,6 +320,28 @@ async fn foreign_origins_are_refused_and_the_app_resource_is_served() {
     let meta = serde_json::to_value(status_tool.meta.as_ref().expect("_meta")).unwrap();
     assert_eq!(meta["ui"]["resourceUri"], APP_URI, "{meta}");
     mcp.close().await;
+}
+
+/// `bitrouter_usage`'s result shape (its `UsageOutput`): what the App draws tokens and cost from.
+fn usage_facts() -> String {
+    let stats = json!({"requests": 4, "errors": 0, "input_tokens": 40, "output_tokens": 20,
+        "cost_usd": 0.0012, "latency_p50_ms": 5, "latency_p99_ms": 9,
+        "fallback_requests": 4, "fallback_share": 1.0});
+    let mut endpoint = stats.clone();
+    endpoint["endpoint"] = "pb:m2".into();
+    endpoint["models"] = json!(["smart"]);
+    endpoint["fallback"] = true.into();
+    let recent: Vec<Value> = (0..4)
+        .map(|i| {
+            json!({"at": format!("2026-11-30T10:00:0{i}.000Z"), "model": "smart",
+            "endpoint": "pb:m2", "fallback": true, "success": true, "input_tokens": 10,
+            "output_tokens": 5, "cost_usd": 0.0003, "latency_ms": 4 + i})
+        })
+        .collect();
+    json!({"since": "2026-11-30T09:00:00.000Z", "until": "2026-11-30T10:00:00.000Z",
+        "totals": stats, "by_model": [], "by_provider": [], "by_endpoint": [endpoint],
+        "recent": recent, "database": "spend.db"})
+    .to_string()
 }
 
 /// The App resource's HTML as an MCP client reads it (its MIME type checked).
