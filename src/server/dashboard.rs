@@ -197,6 +197,15 @@ mod tests {
         assert!(refusal(&foreign, true).is_some());
         let https_local = headers(&[("host", "localhost"), ("origin", "https://localhost")]);
         assert!(refusal(&https_local, true).is_some());
+        for origin in [
+            "null",
+            "http://localhost.evil.example:1",
+            "http://127.0.0.1.evil.example",
+        ] {
+            let mut h = headers(&[("host", "127.0.0.1:8788")]);
+            h.insert("origin", HeaderValue::from_static(origin));
+            assert!(refusal(&h, true).is_some(), "{origin}");
+        }
         let rebound = headers(&[("host", "evil.example:8788")]);
         assert!(refusal(&rebound, true).is_some());
         assert!(refusal(&HeaderMap::new(), true).is_some(), "no Host");
