@@ -87,6 +87,13 @@ impl Browser {
         }
         let child = cmd.spawn().unwrap();
         drop((cmd_r, resp_w));
+        // A hung browser must fail the test, not stall it: its pipe closes when it is killed.
+        let pid = child.id() as libc::pid_t;
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            // SAFETY: plain kill(2); the browser is long gone (and reaped) in a passing test.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        });
         let mut b = Self {
             child,
             to: File::from(cmd_w),
