@@ -4,7 +4,7 @@
  * has no side effects (OpenClaw also calls it for read-only discovery); processes and sockets start in
  * the `bitrouter` service, which OpenClaw runs in the gateway.
  *
- * Registers: provider `bitrouter`, service `bitrouter`, hook `before_model_resolve`, gateway methods
+ * Registers: provider `bitrouter` (with its usage hooks), service `bitrouter`, hook `before_model_resolve`, gateway methods
  * `bitrouter.status` and `bitrouter.routes`. No agent tools: the four BitRouter tools reach agents as
  * MCP tools from the manifest's `mcpServers.bitrouter`.
  *
@@ -17,6 +17,7 @@ import { PLUGIN_ID, fallbackStateDir } from "./src/config.js";
 import { createProvider } from "./src/provider.js";
 import { decideModelRoute } from "./src/routing.js";
 import { BitrouterRuntime } from "./src/runtime.js";
+import { createUsageHooks } from "./src/usage.js";
 
 /**
  * @param {any} api OpenClawPluginApi
@@ -42,14 +43,16 @@ export function register(api, deps) {
     deps,
   });
 
-  api.registerProvider(
-    createProvider({
+  api.registerProvider({
+    ...createProvider({
       getConfig: () => runtime.config,
       cache: runtime.cache,
       auth: [createAuthMethod({ resolveStateDir, resolveBinary: deps?.resolveBinary, spawn: deps?.spawn })],
       env: deps?.env,
     }),
-  );
+    // `openclaw status --usage` and the Control UI's usage cards: bitrouter_usage over MCP.
+    ...createUsageHooks({ withClient: (fn) => runtime.withClient(fn), env: deps?.env }),
+  });
 
   api.registerService({
     id: PLUGIN_ID,

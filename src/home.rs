@@ -70,6 +70,11 @@ impl Home {
         self.bitrouter_home().join(".env")
     }
 
+    /// The daemon's sqlite database (accounts, API keys, the spend log); only the daemon writes it.
+    pub fn daemon_db_file(&self) -> PathBuf {
+        self.bitrouter_home().join("bitrouter.db")
+    }
+
     /// Where the daemon's stdout/stderr go.
     pub fn logs_dir(&self) -> PathBuf {
         self.bitrouter_home().join("logs")

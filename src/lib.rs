@@ -10,6 +10,7 @@
 //! - [`daemon_api`]: the only code that talks to the daemon's HTTP API.
 //! - [`supervisor`]: the daemon's process lifecycle.
 //! - [`tls`]: the process's one TLS setup (rustls + ring), installed before any HTTP client.
+//! - [`spend_log`]: the daemon's spend log, read-only, mirrored incrementally in memory.
 //! - [`tools`]: one module per MCP tool, plain functions over a [`home::Home`].
 //! - [`server`]: the MCP protocol surface (stdio and streamable HTTP).
 
@@ -20,6 +21,7 @@ pub mod home;
 pub mod redact;
 pub mod routing;
 pub mod server;
+pub mod spend_log;
 pub mod supervisor;
 pub mod tls;
 pub mod tools;

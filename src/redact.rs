@@ -46,6 +46,47 @@ impl Redactor {
     }
 }
 
+/// Quoted values longer than this are cut in messages.
+const MAX_QUOTED: usize = 64;
+/// No message shown to an agent is longer than this.
+const MAX_MESSAGE: usize = 2048;
+
+/// Shortens a message for an agent or a log: every `"…"` or `` `…` `` quoted value longer than
+/// 64 characters is cut to its start and length, and the whole message to 2 KB, so a 1 MB bad
+/// argument is not sent back whole.
+pub fn clip(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE + 64));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(quote) else {
+            rest = after;
+            break;
+        };
+        let value = &after[..close];
+        let len = value.chars().count();
+        if len > MAX_QUOTED {
+            out.extend(value.chars().take(MAX_QUOTED));
+            out.push('…');
+            out.push(quote);
+            out.push_str(&format!(" ({len} characters)"));
+        } else {
+            out.push_str(value);
+            out.push(quote);
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    if out.len() > MAX_MESSAGE {
+        let total = out.chars().count();
+        let cut: String = out.chars().take(MAX_MESSAGE).collect();
+        return format!("{cut}… ({total} characters in all)");
+    }
+    out
+}
+
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/' | '=')
 }
@@ -104,5 +145,21 @@ mod tests {
         // Too short to be treated as a secret: left alone.
         assert!(out.ends_with(" k1"), "{out}");
         assert_eq!(r.redact("plain log line"), "plain log line");
+    }
+
+    #[test]
+    fn clip_cuts_long_quoted_values_and_long_messages() {
+        let long = "n".repeat(1_000_000);
+        let out = clip(&format!(
+            "argument `name`: \"{long}\" is not valid: expected 1-64 chars"
+        ));
+        assert!(out.len() < 300, "{out}");
+        assert!(out.contains("(1000000 characters)"), "{out}");
+        assert!(out.ends_with("is not valid: expected 1-64 chars"), "{out}");
+        assert_eq!(clip("short \"value\" kept"), "short \"value\" kept");
+        let out = clip(&"x".repeat(10_000));
+        assert!(out.len() < 2200 && out.contains("10000 characters in all"));
+        // An unclosed quote is left as it is, within the cap.
+        assert_eq!(clip("odd \"tail"), "odd \"tail");
     }
 }

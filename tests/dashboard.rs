@@ -164,8 +164,10 @@ async fn open_page_shows_a_failover_within_two_seconds() {
                 if (m.method === 'ui/initialize') {{
                     result = {{ protocolVersion: '2026-01-26', hostInfo: {{ name: 'test-host', version: '1' }}, hostCapabilities: {{}}, hostContext: {{}} }};
                 }} else if (m.method === 'tools/call' && m.params.name === 'bitrouter_usage') {{
-                    const u = {usage};
-                    result = {{ content: [{{ type: 'text', text: JSON.stringify(u) }}], structuredContent: u }};
+                    const r = await fetch('dashboard/usage');
+                    const u = r.ok ? await r.json() : null;
+                    result = u ? {{ content: [{{ type: 'text', text: JSON.stringify(u) }}], structuredContent: u }}
+                               : {{ content: [{{ type: 'text', text: await r.text() }}], isError: true }};
                 }} else if (m.method === 'tools/call' && m.params.name === 'bitrouter_status') {{
                     window.__calls += 1;
                     const s = await (await fetch('dashboard/status')).json();
@@ -181,30 +183,26 @@ async fn open_page_shows_a_failover_within_two_seconds() {
             return true;
         }})()"#,
         serde_json::to_string(&app_html).unwrap(),
-        usage = usage_facts(),
     );
     tokio::task::block_in_place(|| page.eval(&framed));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let v = tokio::task::block_in_place(|| {
             page.eval(
                 r#"(() => {
                     const d = document.getElementById('app').contentDocument;
                     const m = d && d.querySelector('[data-model="smart"]');
-                    const u = d && d.querySelector('tr[data-usage-endpoint="pb:m2"]');
+                    const u = d ? [...d.querySelectorAll('tr[data-usage-endpoint]')] : [];
                     return { serving: m ? m.dataset.serving : null, calls: window.__calls,
-                             usage_tokens: u ? u.dataset.tokens : null,
-                             usage_shown: !!(d && d.getElementById('usage') && !d.getElementById('usage').hidden),
-                             page_usage_shown: !document.getElementById('usage').hidden };
+                             usage: u.map(r => [r.dataset.usageEndpoint, Number(r.dataset.requests), Number(r.dataset.tokens)]) };
                 })()"#,
             )
         });
-        if v["serving"] == "pb:m2" && v["calls"].as_u64() >= Some(2) && v["usage_shown"] == true {
-            assert_eq!(v["usage_tokens"], "60", "{v}");
-            assert_eq!(
-                v["page_usage_shown"], false,
-                "no usage endpoint on this server: the page hides the section"
-            );
+        // The 6 requests the primary served, from the daemon's spend log via bitrouter_usage.
+        let primary_usage = v["usage"].as_array().unwrap().iter().any(|r| {
+            r[0].as_str().unwrap().ends_with("m1") && r[1] == 6 && r[2].as_u64() > Some(0)
+        });
+        if v["serving"] == "pb:m2" && v["calls"].as_u64() >= Some(2) && primary_usage {
             break;
         }
         assert!(
@@ -253,7 +251,27 @@ async fn open_page_shows_a_failover_within_two_seconds() {
         assert_eq!(chat(port, &token, "smart").await.0, 200);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The page itself draws the same usage facts: the fallback's 4 requests appear.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = tokio::task::block_in_place(|| {
+            page.eval(
+                r#"[...document.querySelectorAll('tr[data-usage-endpoint]')].map(r => [r.dataset.usageEndpoint, Number(r.dataset.requests)])"#,
+            )
+        });
+        if v.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r[0].as_str().unwrap().ends_with("m2") && r[1] == 4)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never drew the fallback's usage: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let png = tokio::task::block_in_place(|| page.screenshot());
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     let shot = artifact_dir().join("failover.png");
@@ -320,28 +338,6 @@ async fn foreign_origins_are_refused_and_the_app_resource_is_served() {
     let meta = serde_json::to_value(status_tool.meta.as_ref().expect("_meta")).unwrap();
     assert_eq!(meta["ui"]["resourceUri"], APP_URI, "{meta}");
     mcp.close().await;
-}
-
-/// `bitrouter_usage`'s result shape (its `UsageOutput`): what the App draws tokens and cost from.
-fn usage_facts() -> String {
-    let stats = json!({"requests": 4, "errors": 0, "input_tokens": 40, "output_tokens": 20,
-        "cost_usd": 0.0012, "latency_p50_ms": 5, "latency_p99_ms": 9,
-        "fallback_requests": 4, "fallback_share": 1.0});
-    let mut endpoint = stats.clone();
-    endpoint["endpoint"] = "pb:m2".into();
-    endpoint["models"] = json!(["smart"]);
-    endpoint["fallback"] = true.into();
-    let recent: Vec<Value> = (0..4)
-        .map(|i| {
-            json!({"at": format!("2026-11-30T10:00:0{i}.000Z"), "model": "smart",
-            "endpoint": "pb:m2", "fallback": true, "success": true, "input_tokens": 10,
-            "output_tokens": 5, "cost_usd": 0.0003, "latency_ms": 4 + i})
-        })
-        .collect();
-    json!({"since": "2026-11-30T09:00:00.000Z", "until": "2026-11-30T10:00:00.000Z",
-        "totals": stats, "by_model": [], "by_provider": [], "by_endpoint": [endpoint],
-        "recent": recent, "database": "spend.db"})
-    .to_string()
 }
 
 /// The App resource's HTML as an MCP client reads it (its MIME type checked).

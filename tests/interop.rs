@@ -119,13 +119,25 @@ async fn the_daemon_accepts_our_tokens_and_refuses_expired_or_disallowed_ones() 
     assert_eq!(seen[0].model.as_deref(), Some("m1"));
     assert_eq!(seen[0].authorization.as_deref(), Some("Bearer k1"));
 
+    // Our keygen refuses a past expiry, so sign an expired token with the same account directly.
+    use bitrouter_mcp::auth::jwt;
     let past = bitrouter_mcp::auth::now_unix() - 60;
-    let expired = mcp
-        .ok("bitrouter_keygen", json!({"exp": past.to_string()}))
+    mcp.err("bitrouter_keygen", json!({"exp": past.to_string()}))
         .await;
-    let (status, body) = daemon
-        .chat(expired["token"].as_str().unwrap(), "smart")
-        .await;
+    let (_, key) = bitrouter_mcp::auth::keystore::load_active(&home.home()).unwrap();
+    let claims = jwt::Claims {
+        iss: jwt::issuer(&key.verifying_key()),
+        chain: jwt::SOLANA_MAINNET.into(),
+        iat: Some(past - 60),
+        exp: Some(past),
+        scope: jwt::Scope::Api,
+        models: None,
+        budget: None,
+        budget_scope: None,
+        budget_range: None,
+    };
+    let expired = jwt::sign(&claims, &key).unwrap();
+    let (status, body) = daemon.chat(&expired, "smart").await;
     assert_eq!(status, 401, "{body}");
 
     let narrow = mcp

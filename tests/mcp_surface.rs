@@ -243,7 +243,8 @@ async fn tool_list_has_schemas_annotations_and_descriptions() {
             "bitrouter_account",
             "bitrouter_keygen",
             "bitrouter_keys",
-            "bitrouter_status"
+            "bitrouter_status",
+            "bitrouter_usage"
         ]
     );
     for t in &tools {
@@ -258,7 +259,7 @@ async fn tool_list_has_schemas_annotations_and_descriptions() {
         assert_eq!(destructive, t.name == "bitrouter_keys", "{}", t.name);
         assert_eq!(
             a.read_only_hint == Some(true),
-            t.name == "bitrouter_status",
+            t.name == "bitrouter_status" || t.name == "bitrouter_usage",
             "{}",
             t.name
         );
@@ -283,6 +284,7 @@ async fn tool_list_has_schemas_annotations_and_descriptions() {
         [
             "bitrouter://routes",
             "bitrouter://metrics",
+            "bitrouter://usage",
             "ui://bitrouter/dashboard"
         ]
     );

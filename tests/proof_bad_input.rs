@@ -430,6 +430,36 @@ fn keys_takes_any_arguments_without_falling_over() {
     });
 }
 
+#[test]
+fn usage_takes_any_arguments_without_falling_over() {
+    fuzz_tool("bitrouter_usage", |_| {
+        args(vec![
+            f(
+                "since",
+                prop_oneof![
+                    strs(&["1h", "7d", "30m", "now", "2026-11-30T08:00:00Z", "10000y"]),
+                    "[0-9]{1,20}[smhdwy]".prop_map(Value::from),
+                    "[0-9]{4,6}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"
+                        .prop_map(Value::from),
+                ]
+                .boxed(),
+                odd_string(),
+            ),
+            f(
+                "until",
+                strs(&["now", "1m", "2026-11-30T09:00:00+01:00"]),
+                odd_string(),
+            ),
+            f("model", strs(&["smart", "nope"]), odd_string()),
+            f(
+                "recent",
+                (0u32..=120).prop_map(Value::from).boxed(),
+                number(),
+            ),
+        ])
+    });
+}
+
 /// Found by the keygen fuzzer: an expiry past 9999-12-31 (a Unix time such as
 /// 18446744073709551615, or "10000y") is accepted by the parser, then formatting it as RFC 3339
 /// panics inside the tool. The call never answers, and a token saved that way (by us or by
@@ -822,7 +852,7 @@ async fn garbage_on_stdin_gets_protocol_errors_and_the_session_keeps_working() {
     let tools = list["result"]["tools"].as_array().unwrap_or_else(|| {
         panic!("tools/list after garbage: {list}");
     });
-    assert_eq!(tools.len(), 4, "{list}");
+    assert_eq!(tools.len(), 5, "{list}");
 
     // What came back for the requests that had ids.
     let by_id = |id: u64| seen.iter().find(|v| v["id"] == id).cloned();
@@ -997,7 +1027,7 @@ async fn malformed_http_bodies_get_4xx_and_clients_keep_working() {
 
     // The session from before still works, and so does a new one.
     let tools = before.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 4);
+    assert_eq!(tools.len(), 5);
     let after: rmcp::service::RunningService<RoleClient, ()> =
         ().serve(StreamableHttpClientTransport::from_uri(url))
             .await
@@ -1010,4 +1040,440 @@ async fn malformed_http_bodies_get_4xx_and_clients_keep_working() {
     let _ = before.cancel().await;
     let _ = after.cancel().await;
     let _ = server.kill().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rough edges: each answer names the problem
+
+/// A raw stdio session: the server, its stdin and its parsed stdout.
+struct RawStdio {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Result<Value, String>>,
+    seen: Vec<Value>,
+}
+
+impl RawStdio {
+    async fn start(home: &TestHome) -> Self {
+        let cfg = unmanaged_config(home);
+        let mut cmd = common::server_command(home, &cfg, &[]);
+        cmd.args(["serve", "--stdio"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let rx = read_lines(child.stdout.take().unwrap());
+        let mut s = Self {
+            child,
+            stdin,
+            rx,
+            seen: Vec::new(),
+        };
+        s.send_line(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "rough-edges", "version": "0"}}})
+            .to_string(),
+        )
+        .await;
+        let init = s.answer(1).await;
+        assert!(init["result"]["serverInfo"].is_object(), "{init}");
+        s.send_line(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+            .await;
+        s
+    }
+
+    async fn send_line(&mut self, line: String) {
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    async fn answer(&mut self, id: u64) -> Value {
+        response(&mut self.rx, id, &mut self.seen).await
+    }
+
+    /// The next message without an id (`null` or left out, as MCP 2026-07-28 allows for errors
+    /// whose request id cannot be read).
+    async fn null_id_answer(&mut self) -> Value {
+        let wait = async {
+            loop {
+                match self.rx.recv().await {
+                    Some(Ok(v)) if v["id"].is_null() && v["error"].is_object() => return v,
+                    Some(Ok(v)) => self.seen.push(v),
+                    Some(Err(line)) => panic!("stdout carried a non-JSON line: {line:?}"),
+                    None => panic!("stdout closed"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .expect("an id-less error answer within 30 s")
+    }
+
+    /// Calls a tool; returns the tool error's text (the call must fail as a tool error).
+    async fn tool_error(&mut self, id: u64, tool: &str, arguments: Value) -> String {
+        self.send_line(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                   "params": {"name": tool, "arguments": arguments}})
+            .to_string(),
+        )
+        .await;
+        let v = self.answer(id).await;
+        assert_eq!(v["result"]["isError"], true, "{tool}: {}", short(&v));
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+#[tokio::test]
+async fn stdio_answers_lines_that_are_not_json_and_requests_nested_too_deep() {
+    let home = TestHome::new();
+    let mut s = RawStdio::start(&home).await;
+
+    s.send_line("this is not json".into()).await;
+    let v = s.null_id_answer().await;
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+
+    s.send_line("{\"jsonrpc\": \"2.0\", \"id\": 5, \"method\": ".into())
+        .await;
+    let v = s.null_id_answer().await;
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+
+    // Valid JSON, 10,000 levels deep inside the arguments: answered, with its id.
+    let deep = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":77,\"method\":\"tools/call\",\"params\":{{\"name\":\"bitrouter_status\",\"arguments\":{{\"x\":{}{}}}}}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    s.send_line(deep).await;
+    let v = s.answer(77).await;
+    assert_eq!(v["error"]["code"], -32600, "{}", short(&v));
+
+    // The session still works.
+    s.send_line(json!({"jsonrpc": "2.0", "id": 78, "method": "tools/list"}).to_string())
+        .await;
+    let v = s.answer(78).await;
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 4);
+    drop(s.stdin);
+    let _ = s.child.wait().await;
+}
+
+#[tokio::test]
+async fn bad_tool_arguments_get_answers_that_name_the_problem() {
+    let home = TestHome::new();
+    let mut s = RawStdio::start(&home).await;
+
+    // `arguments` as an array: invalid params (-32602), not "method not found".
+    s.send_line(
+        json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call",
+               "params": {"name": "bitrouter_status", "arguments": []}})
+        .to_string(),
+    )
+    .await;
+    let v = s.answer(10).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("arguments"),
+        "{v}"
+    );
+
+    // An account to sign with, so keygen gets as far as the expiry.
+    s.send_line(
+        json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+               "params": {"name": "bitrouter_account", "arguments": {"action": "generate"}}})
+        .to_string(),
+    )
+    .await;
+    let v = s.answer(11).await;
+    assert_ne!(v["result"]["isError"], true, "{v}");
+    let files_before = snapshot(&home.data_dir());
+
+    // An expiry in the past (or now) mints nothing.
+    let mut id = 20;
+    for exp in ["0", "1", "1700000000", "0s"] {
+        id += 1;
+        let e = s
+            .tool_error(
+                id,
+                "bitrouter_keygen",
+                json!({"exp": exp, "name": format!("dead{id}")}),
+            )
+            .await;
+        assert!(e.contains("argument `exp`"), "{exp}: {e}");
+        assert!(
+            e.contains("not in the future") || e.contains("at once"),
+            "{exp}: {e}"
+        );
+    }
+    assert_eq!(snapshot(&home.data_dir()), files_before, "no token saved");
+
+    // A bad account reference names the accepted forms.
+    for account in [
+        json!(true),
+        json!(-1),
+        json!(1.5),
+        json!({"index": 0}),
+        json!([0]),
+    ] {
+        id += 1;
+        let e = s
+            .tool_error(
+                id,
+                "bitrouter_account",
+                json!({"action": "set_active", "account": account}),
+            )
+            .await;
+        assert!(!e.contains("untagged"), "{account}: {e}");
+        assert!(
+            e.contains("argument `account`") && e.contains("index") && e.contains("prefix"),
+            "{account}: {e}"
+        );
+    }
+
+    // A 1 MB bad value comes back cut, not whole.
+    let huge = "n".repeat(1_000_000);
+    for (tool, args) in [
+        ("bitrouter_keys", json!({"action": "show", "name": huge})),
+        ("bitrouter_keygen", json!({"exp": huge})),
+        ("bitrouter_account", json!({"action": huge})),
+        ("bitrouter_keygen", json!({"budget": huge})),
+    ] {
+        id += 1;
+        let e = s.tool_error(id, tool, args).await;
+        assert!(
+            e.len() < 4096,
+            "{tool}: {} bytes echoed: {}",
+            e.len(),
+            &e[..200]
+        );
+        assert!(
+            e.contains("characters"),
+            "{tool}: says how long it was: {e}"
+        );
+    }
+    drop(s.stdin);
+    let _ = s.child.wait().await;
+}
+
+#[tokio::test]
+async fn a_name_given_twice_in_a_config_file_is_refused_by_name() {
+    let home = TestHome::new();
+    let files = [
+        (
+            "dup.json",
+            r#"{"autoStart": false, "models": {
+                "smart": {"endpoints": [{"provider": "openai", "modelId": "a"}]},
+                "smart": {"endpoints": [{"provider": "openai", "modelId": "b"}]}}}"#,
+            "smart",
+        ),
+        (
+            "dup.yaml",
+            "autoStart: false\nproviders:\n  mine:\n    derives: openai\n  mine:\n    derives: google\n",
+            "mine",
+        ),
+    ];
+    for (name, text, key) in files {
+        let path = home.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = common::server_command(&home, &path, &[])
+            .args(["serve", "--stdio"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: must be refused");
+        assert!(
+            stderr.contains(key) && stderr.contains("twice"),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_or_half_written_config_never_replaces_the_working_one() {
+    use common::upstream::Upstream;
+    let home = TestHome::new();
+    let up = Upstream::start("a").await;
+    let port = free_port();
+    let config = json!({
+        "port": port,
+        "healthCheckIntervalMs": 500,
+        "providers": {"pa": {"derives": "openai", "apiBase": up.api_base(), "apiKey": "pa-key-0123456789"}},
+        "models": {"smart": {"endpoints": [{"provider": "pa", "modelId": "m1"}]}}
+    });
+    let cfg = home.write_config(&config);
+    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
+    let s = mcp.wait_healthy().await;
+    let pid = s["daemon"]["pid"].clone();
+    let token = mcp.api_token().await;
+    let full = serde_json::to_vec_pretty(&config).unwrap();
+    for (what, bytes) in [
+        ("empty", Vec::new()),
+        (
+            "whitespace",
+            b"
+  
+"
+            .to_vec(),
+        ),
+        ("half-written", full[..full.len() / 2].to_vec()),
+    ] {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::fs::write(&cfg, &bytes).unwrap();
+        let s = mcp
+            .wait_status(what, Duration::from_secs(30), |s| {
+                s["config_error"].is_string()
+            })
+            .await;
+        assert_eq!(
+            s["daemon"]["pid"], pid,
+            "{what}: the daemon was not restarted"
+        );
+        assert_eq!(s["daemon"]["state"], "healthy", "{what}: {s:#}");
+        assert_eq!(s["listen"], format!("127.0.0.1:{port}"), "{what}");
+        assert_eq!(
+            s["models"][0]["name"], "smart",
+            "{what}: the old config stays"
+        );
+        if what != "half-written" {
+            assert!(
+                s["config_error"].as_str().unwrap().contains("empty"),
+                "{what}: {}",
+                s["config_error"]
+            );
+        }
+        let (status, body) = common::chat(port, &token, "smart").await;
+        assert_eq!(status, 200, "{what}: still serving: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::fs::write(&cfg, &full).unwrap();
+        mcp.wait_status("the error cleared", Duration::from_secs(30), |s| {
+            s["config_error"].is_null()
+        })
+        .await;
+    }
+    mcp.close().await;
+}
+
+/// One `initialize` over raw HTTP; returns the session id.
+async fn open_session(http: &reqwest::Client, url: &str) -> String {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "abandoned", "version": "0"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let _ = r.text().await;
+    let r = session_post(
+        http,
+        url,
+        &id,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(r, 202);
+    id
+}
+
+/// A POST in session `id`; returns the status (the body is read to its end).
+async fn session_post(http: &reqwest::Client, url: &str, id: &str, body: Value) -> u16 {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let _ = r.text().await;
+    status
+}
+
+#[tokio::test]
+async fn http_sessions_are_capped_and_the_longest_idle_goes_first() {
+    let cap = bitrouter_mcp::server::sessions::MAX_SESSIONS;
+    let home = TestHome::new();
+    let cfg = unmanaged_config(&home);
+    let port = free_port();
+    let mut cmd = common::server_command(&home, &cfg, &[]);
+    cmd.args(["serve", "--http", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let mut server = cmd.spawn().unwrap();
+    wait_for_port(port, Duration::from_secs(10)).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let list = |id: u64| json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"});
+
+    // Fill the server, abandoning every session; then use the first one again.
+    let mut ids = Vec::new();
+    for _ in 0..cap {
+        ids.push(open_session(&http, &url).await);
+    }
+    assert_eq!(session_post(&http, &url, &ids[0], list(2)).await, 200);
+    // Three more: the three idle the longest (ids[1..4]) make room; ids[0] was just used.
+    let mut more = Vec::new();
+    for _ in 0..3 {
+        more.push(open_session(&http, &url).await);
+    }
+    for gone in &ids[1..4] {
+        assert_eq!(
+            session_post(&http, &url, gone, list(3)).await,
+            404,
+            "an evicted session is unknown (its client starts a new one)"
+        );
+    }
+    for kept in [&ids[0], &ids[4], &ids[cap - 1], &more[0], &more[2]] {
+        assert_eq!(session_post(&http, &url, kept, list(4)).await, 200);
+    }
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
+    let _ = server.kill().await;
+}
+
+#[tokio::test]
+async fn sigterm_ends_a_stdio_server_whose_client_never_initialized() {
+    let home = TestHome::new();
+    let cfg = unmanaged_config(&home);
+    let mut cmd = common::server_command(&home, &cfg, &[]);
+    cmd.args(["serve", "--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    // stdin stays open and silent, as with a client that hangs before `initialize`.
+    let _stdin = child.stdin.take().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    common::kill(child.id().unwrap(), "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("the server exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }

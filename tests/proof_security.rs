@@ -910,3 +910,300 @@ async fn keys_tokens_and_env_are_private_even_when_the_cli_wrote_them() {
     assert_eq!(list["accounts"].as_array().unwrap().len(), 4);
     mcp.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hardening: generated names, keys in the wrong field, the daemon's exposure, other local users
+
+/// Keys planted in fields where they do not belong: one shaped like an OpenAI key, one bare
+/// (32 letters and digits, as several providers issue them).
+const KEY_MISPLACED: &str = "sk-proj-misplacedKey-8c1d4e7f2a9b";
+const KEY_BARE: &str = "Qm7Zt2Vx9Lk4Rp8Wn3Hs6Jd1Fg5Cb0Ya";
+
+/// Where either misplaced key shows up.
+fn leaks_of_misplaced_keys(seen: &Seen) -> Vec<String> {
+    let mut leaks = Vec::new();
+    for key in [KEY_MISPLACED, KEY_BARE] {
+        leaks.extend(seen.find(key));
+    }
+    leaks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_whose_names_differ_only_in_case_or_punctuation_keep_their_own_upstream_and_key() {
+    use common::upstream::Upstream;
+    let home = TestHome::new();
+    let names = ["team-a", "team_a", "Smart", "smart"];
+    let mut ups = Vec::new();
+    for n in names {
+        ups.push(Upstream::start(n).await);
+    }
+    let port = free_port();
+    let mut models = serde_json::Map::new();
+    for (n, up) in names.iter().zip(&ups) {
+        models.insert(
+            n.to_string(),
+            json!({"endpoints": [{"provider": "openai", "modelId": format!("m-{n}"),
+                                  "apiBase": up.api_base(), "apiKey": format!("key-of-{n}-0123456789")}]}),
+        );
+    }
+    let cfg = home.write_config(&json!({
+        "port": port,
+        "healthCheckIntervalMs": 500,
+        "models": models,
+    }));
+    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
+    mcp.wait_healthy().await;
+    let token = mcp.api_token().await;
+    for n in names {
+        let (status, body) = chat(port, &token, n).await;
+        assert_eq!(status, 200, "{n}: {body}");
+    }
+    let mut wrong = Vec::new();
+    for (n, up) in names.iter().zip(&ups) {
+        let expected = format!("Bearer key-of-{n}-0123456789");
+        let chats: Vec<_> = up
+            .seen()
+            .into_iter()
+            .filter(|s| s.path == "/v1/chat/completions")
+            .collect();
+        if chats.len() != 1 {
+            wrong.push(format!(
+                "upstream of {n} got {} chat requests: {chats:?}",
+                chats.len()
+            ));
+        }
+        for s in &chats {
+            if s.model.as_deref() != Some(format!("m-{n}").as_str())
+                || s.authorization.as_deref() != Some(expected.as_str())
+            {
+                wrong.push(format!(
+                    "upstream of {n} got model {:?} with {:?}",
+                    s.model, s.authorization
+                ));
+            }
+        }
+    }
+    mcp.close().await;
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[tokio::test]
+async fn a_key_pasted_into_any_config_field_is_never_echoed() {
+    let home = TestHome::new();
+    let mut seen = Seen::default();
+    let good = json!({
+        "autoStart": false,
+        "port": free_port(),
+        "providers": {"pa": {"derives": "openai", "apiBase": "http://127.0.0.1:9/v1"}},
+        "models": {"smart": {"endpoints": [{"provider": "pa", "modelId": "m1"}]}}
+    });
+    // Each field the issue names, with the path the error must give instead of the value.
+    let edits = |key: &str| -> Vec<(&'static str, Value)> {
+        let mut out = Vec::new();
+        let mut c = good.clone();
+        c["providers"]["pa"]["apiBase"] = json!(key);
+        out.push(("providers.pa.apiBase", c));
+        let mut c = good.clone();
+        c["models"]["smart"]["endpoints"][0]["apiBase"] = json!(key);
+        out.push(("models.smart.endpoints[0].apiBase", c));
+        let mut c = good.clone();
+        c["host"] = json!(key);
+        out.push(("host", c));
+        let mut c = good.clone();
+        c["models"]["smart"]["strategy"] = json!(key);
+        out.push(("strategy", c));
+        let mut c = good.clone();
+        c["models"]["smart"]["endpoints"][0]["provider"] = json!(key);
+        out.push(("models.smart.endpoints[0].provider", c));
+        let mut c = good.clone();
+        c["providers"]["pa"]["envPrefix"] = json!(key);
+        out.push(("providers.pa.envPrefix", c));
+        let mut c = good.clone();
+        c["providers"]["pa"]["derives"] = json!(key);
+        out.push(("providers.pa.derives", c));
+        let mut c = good.clone();
+        c["providers"][key] = json!({"derives": "openai"});
+        out.push(("providers.", c));
+        out
+    };
+    // At startup: the error goes to stderr and the server exits.
+    for key in [KEY_MISPLACED, KEY_BARE] {
+        for (path, config) in edits(key) {
+            let file = home.write_config_as("startup.json", &config);
+            let out = common::server_command(&home, &file, &[])
+                .args(["serve", "--stdio"])
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .unwrap();
+            assert!(!out.status.success(), "{path}: the server must refuse it");
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(stderr.contains(path), "{path}: {stderr}");
+            seen.add(format!("startup stderr ({path})"), stderr);
+        }
+    }
+    // Live: refused, named in status and on stderr.
+    let cfg = home.write_config(&good);
+    let server = Server::start(
+        &home,
+        &cfg,
+        "127.0.0.1",
+        &[],
+        &[("BITROUTER_MCP_LOG", "info")],
+    )
+    .await;
+    let mcp = Client {
+        c: client(server.url(), None).await,
+    };
+    for key in [KEY_MISPLACED, KEY_BARE] {
+        for (path, config) in edits(key) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            home.write_config(&config);
+            let s = mcp
+                .status_until(&mut seen, path, |s| {
+                    s["config_error"].as_str().is_some_and(|e| e.contains(path))
+                })
+                .await;
+            eprintln!("{path}: {}", s["config_error"]);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            home.write_config(&good);
+            mcp.status_until(&mut seen, "the error cleared", |s| {
+                s["config_error"].is_null()
+            })
+            .await;
+        }
+    }
+    let _ = mcp.c.cancel().await;
+    seen.add("server stderr", server.stop().await);
+    let leaks = leaks_of_misplaced_keys(&seen);
+    assert!(
+        leaks.is_empty(),
+        "a key in the wrong field was echoed ({} places):\n{}",
+        leaks.len(),
+        leaks.join("\n\n")
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_host_beyond_loopback_needs_the_explicit_opt_in() {
+    let home = TestHome::new();
+    let open = json!({"autoStart": false, "port": free_port(), "host": "0.0.0.0"});
+    let file = home.write_config_as("open.json", &open);
+    let out = common::server_command(&home, &file, &[])
+        .args(["serve", "--stdio"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "0.0.0.0 without the opt-in must be refused"
+    );
+    assert!(
+        stderr.contains("host") && stderr.contains("exposeToNetwork"),
+        "{stderr}"
+    );
+    // Live: the same edit is refused and named; the opt-in is shown in status.
+    let cfg = home.write_config(&json!({"autoStart": false, "port": free_port()}));
+    let mcp = Mcp::http(&home, Some(&cfg)).await;
+    let s = mcp.ok("bitrouter_status", json!({})).await;
+    assert_eq!(s["expose_to_network"], false, "{s:#}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    std::fs::write(&cfg, serde_json::to_vec(&open).unwrap()).unwrap();
+    let s = mcp
+        .wait_status("the refusal", WAIT, |s| {
+            s["config_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("exposeToNetwork"))
+        })
+        .await;
+    assert!(
+        s["listen"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{s:#}"
+    );
+    let mut opted = open.clone();
+    opted["exposeToNetwork"] = json!(true);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    std::fs::write(&cfg, serde_json::to_vec(&opted).unwrap()).unwrap();
+    let s = mcp
+        .wait_status("the opt-in", WAIT, |s| s["expose_to_network"] == true)
+        .await;
+    assert!(s["config_error"].is_null(), "{s:#}");
+    assert!(
+        s["listen"].as_str().unwrap().starts_with("0.0.0.0:"),
+        "{s:#}"
+    );
+    mcp.close().await;
+}
+
+/// Sends one raw `initialize` POST to `port` from a shell running as `uid`; returns what came
+/// back (status line first).
+async fn initialize_as(uid: u32, port: u16, bearer: Option<&str>) -> String {
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{INIT}",
+        INIT.len()
+    );
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port} || exit 9; printf '%s' \"$REQ\" >&3; timeout 10 cat <&3"
+    );
+    let out = tokio::process::Command::new("bash")
+        .args(["-c", &script])
+        .env("REQ", request)
+        .uid(uid)
+        .gid(uid)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn another_local_user_cannot_drive_the_mcp_server() {
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    const NOBODY: u32 = 65534;
+    assert_ne!(me, NOBODY, "the test needs a second uid");
+    let home = TestHome::new();
+    let cfg = unmanaged(&home);
+    let server = Server::start(&home, &cfg, "127.0.0.1", &[], &[]).await;
+    let theirs = initialize_as(NOBODY, server.port, None).await;
+    assert!(
+        theirs.starts_with("HTTP/1.1 403"),
+        "another user's connection must be refused:\n{theirs}"
+    );
+    assert!(!theirs.contains("serverInfo"), "{theirs}");
+    let mine = initialize_as(me, server.port, None).await;
+    assert!(
+        mine.starts_with("HTTP/1.1 200") && mine.contains("serverInfo"),
+        "the server's own user is served:\n{mine}"
+    );
+    // rmcp's client as the same user works as before.
+    let mcp = Client {
+        c: client(server.url(), None).await,
+    };
+    let mut seen = Seen::default();
+    mcp.ok(&mut seen, "bitrouter_status", json!({})).await;
+    let _ = mcp.c.cancel().await;
+    let log = server.stop().await;
+    assert!(
+        log.contains("another local user"),
+        "the refusal is logged:\n{log}"
+    );
+
+    // With a bearer token, holding the token is what counts, whoever connects.
+    let server = Server::start(&home, &cfg, "127.0.0.1", &["--auth-token", MCP_TOKEN], &[]).await;
+    let theirs = initialize_as(NOBODY, server.port, Some(MCP_TOKEN)).await;
+    assert!(theirs.starts_with("HTTP/1.1 200"), "{theirs}");
+    let no_token = initialize_as(NOBODY, server.port, None).await;
+    assert!(no_token.starts_with("HTTP/1.1 401"), "{no_token}");
+    server.stop().await;
+}

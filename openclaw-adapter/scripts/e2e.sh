@@ -16,6 +16,7 @@
 #              bitrouter/smart; the upstream must have seen model fake-model-1 with the provider key
 #              the daemon substitutes, and OpenClaw's reply must carry the upstream's text.
 #   mcp        `openclaw mcp set` + `openclaw mcp probe`: the four BitRouter tools are listed.
+#   usage      bitrouter_usage counts the agent turn; `openclaw status --usage` shows BitRouter's numbers.
 #   restarts   the adapter's service started twice against the server: both mint and save the token.
 #   tarball    the `npm pack` tarball installed with `plugins install npm-pack:` loads too.
 #              Skip with E2E_TARBALL=0.
@@ -276,6 +277,27 @@ oc mcp probe bitrouter --json >"$WORK/mcp-probe.json" 2>"$WORK/mcp-probe.err" ||
 check "$WORK/mcp-probe.json" '["status","keygen","account","keys"].every(t => d.tools.includes("bitrouter__bitrouter_" + t))' \
   "mcp: openclaw mcp probe lists bitrouter_status, bitrouter_keygen, bitrouter_account, bitrouter_keys"
 check "$WORK/mcp-probe.json" '(d.diagnostics ?? []).length === 0' "mcp: probe has no diagnostics"
+
+# ---------------------------------------------------------------- usage: `openclaw status --usage` shows BitRouter's spend log
+phase usage
+
+# The agent turn above is in the daemon's spend log. OpenClaw asks a provider for usage only when it has
+# a credential for it: in the gateway, the BITROUTER_API_KEY the service sets; in this CLI run, a token.
+mcp "$MCP_URL" tool bitrouter_usage '{"recent":1}' >"$WORK/usage-tool.json" 2>&1 || true
+check "$WORK/usage-tool.json" 'd.by_model.some(m => m.model === "smart" && m.requests >= 1) && d.recent[0].endpoint === "fake:fake-model-1"' \
+  "usage: bitrouter_usage counts the agent turn under smart, served by fake:fake-model-1"
+mcp "$MCP_URL" tool bitrouter_keygen '{"exp":"10m"}' >"$WORK/usage-token.json" 2>/dev/null || true
+USAGE_TOKEN="$("$NODE" -e 'try{console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).token??"")}catch{console.log("")}' "$WORK/usage-token.json")"
+USAGE_REQUESTS="$("$NODE" -e 'try{console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).totals.requests)}catch{console.log("none")}' "$WORK/usage-tool.json")"
+BITROUTER_API_KEY="$USAGE_TOKEN" oc status --usage --json >"$WORK/status-usage.json" 2>"$WORK/status-usage.err" || true
+check "$WORK/status-usage.json" "d.usage.providers.some(p => p.provider === 'bitrouter' && !p.error && p.summary.startsWith('$USAGE_REQUESTS request') && p.summary.includes('smart'))" \
+  "usage: openclaw status --usage --json has BitRouter's snapshot ($USAGE_REQUESTS requests, smart)"
+BITROUTER_API_KEY="$USAGE_TOKEN" oc status --usage >"$WORK/status-usage.txt" 2>&1 || true
+if grep -q "BitRouter (local router, last 24 h)" "$WORK/status-usage.txt" && grep -q "$USAGE_REQUESTS request" "$WORK/status-usage.txt"; then
+  ok "usage: openclaw status --usage prints BitRouter's numbers"
+else
+  fail "usage: openclaw status --usage prints BitRouter's numbers" "$(grep -A3 '^Usage' "$WORK/status-usage.txt" | head -8)"
+fi
 
 # ---------------------------------------------------------------- restarts: the service's token handling against the real server
 phase restarts

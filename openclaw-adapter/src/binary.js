@@ -1,22 +1,50 @@
 // @ts-check
 /**
- * Finds the `bitrouter-mcp` executable: the configured `binaryPath`, then `bitrouter-mcp` on PATH, then
- * `~/.cargo/bin/bitrouter-mcp`. Only looks at the file system; never downloads or builds anything.
+ * Finds the `bitrouter-mcp` executable: the configured `binaryPath`, then the one npm installed with this
+ * plugin (the `bitrouter-supervisor-mcp` dependency and its platform package, which also carries the
+ * pinned daemon), then `bitrouter-mcp` on PATH, then `~/.cargo/bin/bitrouter-mcp`. Only looks at the
+ * file system; never downloads or builds anything.
  */
 
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 
 export const BINARY_NAME = "bitrouter-mcp";
 
+/** The npm package that carries the server (through its per-platform optional dependencies). */
+export const SERVER_PACKAGE = "bitrouter-supervisor-mcp";
+
 /** How to get the binary, shown whenever it is missing. */
 export const INSTALL_HINT =
-  "Install it from a clone of the bitrouter-mcp repository with `cargo install --path <path-to-bitrouter-mcp-repo>` " +
-  "(or run `make run` there), or set plugins.entries.bitrouter.config.binaryPath to the binary's full path.";
+  `Reinstall this plugin so npm installs ${SERVER_PACKAGE} and its package for this platform ` +
+  "(`openclaw plugins install bitrouter-supervisor-openclaw`), or install it from a clone of the bitrouter-mcp " +
+  "repository with `cargo install --path <path-to-bitrouter-mcp-repo>` (or run `make run` there), or set " +
+  "plugins.entries.bitrouter.config.binaryPath to the binary's full path.";
 
 /**
- * @typedef {{ ok: true, path: string, source: "binaryPath"|"PATH"|"cargo" }} BinaryFound
+ * The server npm installed beside this plugin: `{path}`, `{error}` when the package is there but has no
+ * binary for this host, or undefined when the package is not installed at all.
+ * @param {NodeJS.Require} req
+ * @returns {{ path: string } | { error: string } | undefined}
+ */
+function fromNpm(req) {
+  let server;
+  try {
+    server = req(SERVER_PACKAGE);
+  } catch {
+    return undefined;
+  }
+  try {
+    return { path: server.findBinary().path };
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/**
+ * @typedef {{ ok: true, path: string, source: "binaryPath"|"npm"|"PATH"|"cargo" }} BinaryFound
  * @typedef {{ ok: false, message: string, looked: string[] }} BinaryMissing
  * @typedef {BinaryFound | BinaryMissing} BinaryResolution
  */
@@ -41,6 +69,7 @@ function defaultIsExecutable(p) {
  * @param {string} [opts.home]
  * @param {string} [opts.platform]
  * @param {(p: string) => boolean} [opts.isExecutable]
+ * @param {NodeJS.Require} [opts.npmRequire]  resolves the server package (default: from this plugin's location)
  * @returns {BinaryResolution}
  */
 export function resolveBinary({
@@ -49,6 +78,7 @@ export function resolveBinary({
   home = os.homedir(),
   platform = process.platform,
   isExecutable = defaultIsExecutable,
+  npmRequire = createRequire(import.meta.url),
 } = {}) {
   const exe = platform === "win32" ? `${BINARY_NAME}.exe` : BINARY_NAME;
 
@@ -65,6 +95,11 @@ export function resolveBinary({
   }
 
   const looked = [];
+  const npm = fromNpm(npmRequire);
+  if (npm && "path" in npm && isExecutable(npm.path)) return { ok: true, path: npm.path, source: "npm" };
+  looked.push(npm && "path" in npm ? npm.path : `${SERVER_PACKAGE} (npm)`);
+  const npmProblem = npm && "error" in npm ? `${npm.error} ` : "";
+
   const sep = platform === "win32" ? ";" : ":";
   for (const dir of (env.PATH ?? env.Path ?? "").split(sep)) {
     if (!dir) continue;
@@ -82,7 +117,7 @@ export function resolveBinary({
     ok: false,
     looked,
     message:
-      `bitrouter-mcp was not found: binaryPath is not set, it is not on PATH, and ${cargoBin} does not exist. ` +
-      `${INSTALL_HINT} Until then BitRouter routing is off and OpenClaw uses its normal providers.`,
+      `bitrouter-mcp was not found: binaryPath is not set, the ${SERVER_PACKAGE} npm package has none for this host, ` +
+      `it is not on PATH, and ${cargoBin} does not exist. ${npmProblem}${INSTALL_HINT} Until then BitRouter routing is off and OpenClaw uses its normal providers.`,
   };
 }

@@ -32,6 +32,7 @@ export const ROUTES_URI = "bitrouter://routes";
  * @typedef {object} AdapterConfig
  * @property {number} port                  BitRouter daemon port (OpenAI-compatible API).
  * @property {string} host                  BitRouter daemon bind host.
+ * @property {boolean} exposeToNetwork      Allow a non-loopback host (the daemon's keys become reachable).
  * @property {boolean} autoStart            Start bitrouter-mcp with the gateway.
  * @property {number} healthCheckIntervalMs Server health check period (the adapter's refresh uses
  *                                          {@link refreshIntervalMs}).
@@ -49,6 +50,7 @@ export const ROUTES_URI = "bitrouter://routes";
 export const DEFAULTS = Object.freeze({
   port: 8787,
   host: "127.0.0.1",
+  exposeToNetwork: false,
   autoStart: true,
   healthCheckIntervalMs: 30000,
   interceptAllModels: false,
@@ -68,6 +70,7 @@ export const MIN_REFRESH_INTERVAL_MS = 1000;
 export const SERVER_CONFIG_KEYS = Object.freeze([
   "port",
   "host",
+  "exposeToNetwork",
   "autoStart",
   "healthCheckIntervalMs",
   "interceptAllModels",
@@ -119,6 +122,7 @@ export function resolveConfig(raw) {
   const cfg = {
     port: num("port", DEFAULTS.port),
     host: str("host") ?? DEFAULTS.host,
+    exposeToNetwork: bool("exposeToNetwork", DEFAULTS.exposeToNetwork),
     autoStart: bool("autoStart", DEFAULTS.autoStart),
     // Passed to the server as given; only values it would refuse are pulled into its range.
     healthCheckIntervalMs: clampInt(

@@ -3,10 +3,41 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import { createRequire } from "node:module";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 
-import { resolveBinary } from "../src/binary.js";
+import { resolveBinary as resolve, SERVER_PACKAGE } from "../src/binary.js";
 import { tempDir } from "./helpers/fakes.js";
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const SERVER_PACKAGE_SRC = path.join(REPO, "npm", SERVER_PACKAGE);
+
+/** A require that finds no npm package (the plugin installed from a clone, without npm). */
+const noNpm = createRequire(path.join(tempDir(), "none.js"));
+/** resolveBinary with no npm install unless the test gives one. */
+const resolveBinary = (opts) => resolve({ npmRequire: noNpm, ...opts });
+
+/**
+ * An npm project as OpenClaw's managed install leaves it: node_modules/<server package> (the real
+ * package source from this repository) and, unless `platformPackage` is false, the platform package npm
+ * picked for this host with bin/bitrouter-mcp and bin/bitrouter. Returns a require from inside it.
+ */
+function npmProject({ platformPackage = true } = {}) {
+  const root = tempDir();
+  const nm = path.join(root, "node_modules");
+  fs.cpSync(SERVER_PACKAGE_SRC, path.join(nm, SERVER_PACKAGE), { recursive: true });
+  const server = createRequire(path.join(nm, SERVER_PACKAGE, "lib", "binary.js"))("./binary.js");
+  const target = server.hostTarget();
+  const pkgDir = path.join(nm, server.platformPackageName(target ?? "x86_64-unknown-linux-gnu"));
+  if (platformPackage) {
+    fs.mkdirSync(pkgDir, { recursive: true });
+    fs.writeFileSync(path.join(pkgDir, "package.json"), JSON.stringify({ name: path.basename(pkgDir) }));
+    exe(path.join(pkgDir, "bin"), "bitrouter-mcp");
+    exe(path.join(pkgDir, "bin"), "bitrouter");
+  }
+  return { npmRequire: createRequire(path.join(root, "plugin.js")), bin: path.join(pkgDir, "bin", "bitrouter-mcp"), supported: !!target };
+}
 
 /** Makes an executable file and returns its path. */
 function exe(dir, name = "bitrouter-mcp") {
@@ -66,7 +97,11 @@ describe("resolveBinary", () => {
     assert.match(r.message, /cargo install --path <path-to-bitrouter-mcp-repo>/);
     assert.match(r.message, /make run/);
     assert.match(r.message, /binaryPath/);
-    assert.deepEqual(r.looked, [path.join(root, "empty", "bitrouter-mcp"), path.join(root, "nohome", ".cargo", "bin", "bitrouter-mcp")]);
+    assert.deepEqual(r.looked, [
+      `${SERVER_PACKAGE} (npm)`,
+      path.join(root, "empty", "bitrouter-mcp"),
+      path.join(root, "nohome", ".cargo", "bin", "bitrouter-mcp"),
+    ]);
   });
 
   it("a configured binaryPath that does not exist is an error naming it, not a silent fallback", () => {
@@ -74,5 +109,35 @@ describe("resolveBinary", () => {
     assert.equal(r.ok, false);
     assert.match(r.message, /configured binaryPath "\/nope\/bitrouter-mcp"/);
     assert.match(r.message, /cargo install --path/);
+  });
+
+  describe("installed by npm (the plugin's dependency)", () => {
+    const project = npmProject();
+    const skip = project.supported ? false : "no platform package is defined for this host";
+
+    it("finds the server npm installed before PATH and ~/.cargo/bin", { skip }, () => {
+      assert.deepEqual(resolve({ npmRequire: project.npmRequire, env: { PATH }, home, platform: "linux" }), {
+        ok: true,
+        path: project.bin,
+        source: "npm",
+      });
+    });
+
+    it("a configured binaryPath still wins over the npm install", { skip }, () => {
+      assert.deepEqual(resolve({ npmRequire: project.npmRequire, binaryPath: configured, env: { PATH }, home, platform: "linux" }), {
+        ok: true,
+        path: configured,
+        source: "binaryPath",
+      });
+    });
+
+    it("with the platform package left out by npm, falls back to PATH, and says why when nothing is found", { skip }, () => {
+      const partial = npmProject({ platformPackage: false });
+      assert.equal(resolve({ npmRequire: partial.npmRequire, env: { PATH }, home, platform: "linux" }).source, "PATH");
+      const r = resolve({ npmRequire: partial.npmRequire, env: { PATH: "" }, home: path.join(root, "nohome"), platform: "linux" });
+      assert.equal(r.ok, false);
+      assert.match(r.message, /optional dependency bitrouter-supervisor-mcp-[a-z0-9-]+ is not installed/);
+      assert.match(r.message, /openclaw plugins install bitrouter-supervisor-openclaw/);
+    });
   });
 });

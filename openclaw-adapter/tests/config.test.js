@@ -33,6 +33,7 @@ describe("config", () => {
     assert.deepEqual(c, {
       port: 8787,
       host: "127.0.0.1",
+      exposeToNetwork: false,
       autoStart: true,
       healthCheckIntervalMs: 30000,
       interceptAllModels: false,

@@ -37,9 +37,22 @@ describe("package", () => {
     assert.equal(pkg.peerDependenciesMeta.openclaw.optional, true);
   });
 
-  it("has no dependencies at all", () => {
-    assert.equal(pkg.dependencies, undefined);
+  it("depends on the server package only, at this repository's version (Cargo.toml)", () => {
+    const cargoVersion = fs.readFileSync(path.join(root, "..", "Cargo.toml"), "utf8").match(/^version = "([^"]+)"/m)[1];
+    assert.deepEqual(pkg.dependencies, { "bitrouter-supervisor-mcp": cargoVersion });
+    assert.equal(pkg.version, cargoVersion);
     assert.equal(pkg.devDependencies, undefined);
+    assert.equal(pkg.private, undefined, "a private package cannot be published");
+  });
+
+  it("asks OpenClaw to verify the platform package of every target the server is packaged for", () => {
+    // OpenClaw's managed install runs with --ignore-scripts; requiredPlatformPackages makes it check that
+    // npm materialised the host's optional platform package (retry once, roll back otherwise).
+    const targets = JSON.parse(fs.readFileSync(path.join(root, "..", "npm", "bitrouter-supervisor-mcp", "targets.json"), "utf8"));
+    assert.deepEqual(
+      pkg.openclaw.install.requiredPlatformPackages,
+      Object.values(targets).map((t) => `bitrouter-supervisor-mcp-${t.suffix}`),
+    );
   });
 
   it("publishes every module the entry imports", () => {

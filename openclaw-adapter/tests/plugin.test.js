@@ -269,6 +269,7 @@ describe("service", () => {
     assert.deepEqual(written, {
       port: 8787,
       host: "127.0.0.1",
+      exposeToNetwork: false,
       autoStart: true,
       healthCheckIntervalMs: 30000,
       interceptAllModels: false,

@@ -172,6 +172,17 @@ pub fn parse_expiration(input: &str, now: u64) -> Result<Option<u64>, AuthError>
         if ts > super::MAX_RFC3339_UNIX {
             return Err(too_far());
         }
+        if ts <= now {
+            // A token that is dead when minted is never what was meant.
+            return Err(AuthError::invalid(
+                "exp",
+                format!(
+                    "Unix time {ts} ({}) is not in the future (now is {now}): give a later \
+                     timestamp, a duration such as \"30d\", or \"never\"",
+                    super::rfc3339(ts)
+                ),
+            ));
+        }
         return Ok(Some(ts));
     }
     let bad = || AuthError::invalid("exp", format!("\"{input}\" is not valid: {EXPECTED}"));
@@ -189,6 +200,12 @@ pub fn parse_expiration(input: &str, now: u64) -> Result<Option<u64>, AuthError>
         "y" => 365 * 86_400,
         _ => return Err(bad()),
     };
+    if num == 0 {
+        return Err(AuthError::invalid(
+            "exp",
+            format!("\"{s}\" would expire at once: give a positive duration or \"never\""),
+        ));
+    }
     num.checked_mul(per_unit)
         .and_then(|secs| secs.checked_add(now))
         .filter(|exp| *exp <= super::MAX_RFC3339_UNIX)

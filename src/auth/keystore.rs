@@ -35,11 +35,44 @@ struct MasterKeyJson {
 }
 
 /// How an agent names an account: its list index or a unique prefix of its public key.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum AccountRef {
     Index(usize),
     Prefix(String),
+}
+
+/// What a bad `account` value is told (serde's untagged enums only say "did not match any
+/// variant").
+const ACCOUNT_FORMS: &str =
+    "an account index from the list (a number such as 0) or a public-key prefix (a string)";
+
+impl<'de> Deserialize<'de> for AccountRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = AccountRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(ACCOUNT_FORMS)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AccountRef, E> {
+                usize::try_from(v).map(AccountRef::Index).map_err(|_| {
+                    E::custom(format!("index {v} is too large: expected {ACCOUNT_FORMS}"))
+                })
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<AccountRef, E> {
+                u64::try_from(v)
+                    .map_err(|_| {
+                        E::custom(format!("index {v} is negative: expected {ACCOUNT_FORMS}"))
+                    })
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AccountRef, E> {
+                Ok(AccountRef::Prefix(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 fn public_key_b58(key: &SigningKey) -> String {

@@ -34,9 +34,14 @@ pub struct PluginConfig {
     /// Port the BitRouter daemon listens on (default 8787).
     #[serde(default = "default_port")]
     pub port: u16,
-    /// Address the daemon binds to (default 127.0.0.1).
+    /// Address the daemon binds to (default 127.0.0.1). Anything but loopback needs
+    /// `exposeToNetwork`.
     #[serde(default = "default_host")]
     pub host: String,
+    /// Allow a non-loopback `host` (default false). The daemon accepts any self-signed token, so
+    /// whoever reaches its port can spend every provider key it holds.
+    #[serde(default)]
+    pub expose_to_network: bool,
     /// Start the daemon with the server (default true).
     #[serde(default = "default_auto_start")]
     pub auto_start: bool,
@@ -55,10 +60,10 @@ pub struct PluginConfig {
     #[serde(default)]
     pub enforce_routes: bool,
     /// Provider overrides and custom providers, by name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Virtual models, by name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub models: BTreeMap<String, ModelConfig>,
 }
 
@@ -67,6 +72,7 @@ impl Default for PluginConfig {
         Self {
             port: default_port(),
             host: default_host(),
+            expose_to_network: false,
             auto_start: default_auto_start(),
             health_check_interval_ms: default_health_check_interval_ms(),
             intercept_all_models: false,
@@ -149,7 +155,12 @@ impl PluginConfig {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text).map_err(|e| match e {
+        Self::parse_file(path, &text)
+    }
+
+    /// Parses the text of the config file at `path` (named in errors).
+    pub fn parse_file(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.display().to_string(),
                 message,
@@ -158,16 +169,25 @@ impl PluginConfig {
         })
     }
 
-    /// Parses config text (JSON is read as the YAML subset it is) and validates it.
+    /// Parses config text (JSON is read as the YAML subset it is) and validates it. Empty text
+    /// is an error, not "all defaults": it is what a file looks like while it is being
+    /// rewritten, and applying it would stop a working daemon.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: PluginConfig = if text.trim().is_empty() {
-            PluginConfig::default()
-        } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+        let empty = text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+        if empty {
+            return Err(ConfigError::Parse {
                 path: "<inline>".into(),
-                message: hide_values(&e.to_string()),
-            })?
-        };
+                message:
+                    "the file is empty: expected a JSON or YAML object (`{}` for all defaults)"
+                        .into(),
+            });
+        }
+        let config: PluginConfig = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<inline>".into(),
+            message: hide_values(&e.to_string()),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -192,7 +212,17 @@ impl PluginConfig {
         }
     }
 
-    /// Checks meaning; every problem is reported with its path.
+    /// Whether the daemon listens on a loopback address only.
+    pub fn host_is_loopback(&self) -> bool {
+        self.host == "localhost"
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Checks meaning; every problem is reported with its path. Values that could be a key
+    /// pasted into the wrong field are never quoted whole (see [`shown`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut errors = Vec::new();
         if self.port == 0 {
@@ -200,8 +230,15 @@ impl PluginConfig {
         }
         if self.host.parse::<std::net::IpAddr>().is_err() && self.host != "localhost" {
             errors.push(format!(
-                "host: \"{}\" is not an IP address or \"localhost\"",
-                self.host
+                "host: {} is not an IP address or \"localhost\"",
+                shown(&self.host)
+            ));
+        } else if !self.host_is_loopback() && !self.expose_to_network {
+            errors.push(format!(
+                "host: {} is not a loopback address: the daemon accepts any self-signed token, so \
+                 everyone who can reach it could spend your provider keys; set \"exposeToNetwork\": \
+                 true to allow it",
+                shown(&self.host)
             ));
         }
         if self.metrics_poll_ms != 0 && !(50..=60_000).contains(&self.metrics_poll_ms) {
@@ -217,7 +254,7 @@ impl PluginConfig {
             ));
         }
         for (name, p) in &self.providers {
-            let at = format!("providers.{name}");
+            let at = format!("providers.{}", name_in_path(name));
             if !valid_ident(name) {
                 errors.push(format!(
                     "{at}: provider names may use a-z, 0-9, - and _ only"
@@ -226,7 +263,8 @@ impl PluginConfig {
             let builtins = builtin_names().collect::<Vec<_>>().join(", ");
             match &p.derives {
                 Some(d) if builtin(d).is_none() => errors.push(format!(
-                    "{at}.derives: unknown provider \"{d}\" (expected one of: {builtins})"
+                    "{at}.derives: unknown provider {} (expected one of: {builtins})",
+                    shown(d)
                 )),
                 None if builtin(name).is_none() => errors.push(format!(
                     "{at}.derives: required for a custom provider (one of: {builtins})"
@@ -242,13 +280,14 @@ impl PluginConfig {
                         .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
             {
                 errors.push(format!(
-                    "{at}.envPrefix: \"{prefix}\" must be upper-case letters, digits and _"
+                    "{at}.envPrefix: {} must be upper-case letters, digits and _ (e.g. \"OPENAI\")",
+                    shown(prefix)
                 ));
             }
         }
         let known = self.known_providers();
         for (name, m) in &self.models {
-            let at = format!("models.{name}");
+            let at = format!("models.{}", name_in_path(name));
             if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
                 errors.push(format!(
                     "{at}: model names must be non-empty, without spaces or ':' (':' means direct provider:model routing)"
@@ -261,8 +300,8 @@ impl PluginConfig {
                 let at = format!("{at}.endpoints[{i}]");
                 if !known.contains(&e.provider) {
                     errors.push(format!(
-                        "{at}.provider: unknown provider \"{}\" (known: {})",
-                        e.provider,
+                        "{at}.provider: unknown provider {} (known: {})",
+                        shown(&e.provider),
                         known.join(", ")
                     ));
                 }
@@ -274,6 +313,10 @@ impl PluginConfig {
             }
         }
         if errors.is_empty() {
+            // Only a config that is otherwise valid has meaningful generated names.
+            errors.extend(super::endpoints::name_collisions(self));
+        }
+        if errors.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid(errors))
@@ -281,22 +324,137 @@ impl PluginConfig {
     }
 }
 
-/// serde quotes the offending value (`invalid type: string "sk-…", expected …`); a value in the
-/// wrong place may be a key, so errors name the place and the expected type only.
+/// Values longer than this are cut in error messages (a 1 MB value is not echoed back).
+const MAX_SHOWN: usize = 64;
+
+/// Prefixes of provider keys and tokens as issued (OpenAI, Anthropic, OpenRouter, Google, Groq,
+/// xAI, Perplexity, Hugging Face, Fireworks, JWTs).
+const KEY_PREFIXES: [&str; 10] = [
+    "sk-", "sk_", "AIza", "gsk_", "xai-", "pplx-", "hf_", "fw_", "eyJ", "Bearer ",
+];
+
+/// Whether a config value could be a credential: a known key prefix, or a run of 20 or more
+/// letters and digits (names, hosts and URLs have separators long before that).
+pub fn may_be_secret(value: &str) -> bool {
+    if KEY_PREFIXES.iter().any(|p| value.starts_with(p)) {
+        return true;
+    }
+    let mut run = 0;
+    for c in value.chars() {
+        if c.is_ascii_alphanumeric() {
+            run += 1;
+            if run >= 20 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// A config value as an error may quote it: in full (and quoted) when it cannot be a key and is
+/// short, else only its first characters and its length.
+pub fn shown(value: &str) -> String {
+    let len = value.chars().count();
+    if may_be_secret(value) {
+        let head: String = value.chars().take(4).collect();
+        format!("\"{head}…\" ({len} characters, not shown: it may be a key)")
+    } else if len > MAX_SHOWN {
+        let head: String = value.chars().take(MAX_SHOWN).collect();
+        format!("\"{head}…\" ({len} characters)")
+    } else {
+        format!("{value:?}")
+    }
+}
+
+/// A map key (provider or model name) as it appears in an error path.
+fn name_in_path(name: &str) -> String {
+    if may_be_secret(name) || name.chars().count() > MAX_SHOWN {
+        format!("<{}>", shown(name))
+    } else {
+        name.to_string()
+    }
+}
+
+/// serde quotes the offending value (`invalid type: string "sk-…", expected …`, `unknown
+/// variant `sk-…``); a value in the wrong place may be a key, so errors name the place and the
+/// expected type, and quote a value only when it cannot be a key (see [`shown`]).
 fn hide_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
+    let mut out = String::with_capacity(message.len().min(4096));
     let mut rest = message;
-    while let Some(i) = rest.find("string \"") {
-        out.push_str(&rest[..i]);
-        out.push_str("a string");
-        let after = &rest[i + "string \"".len()..];
-        rest = match after.find('"') {
-            Some(end) => &after[end + 1..],
-            None => "",
-        };
+    loop {
+        let string = rest.find("string \"");
+        let backtick = rest.find('`');
+        match (string, backtick) {
+            (Some(i), b) if b.is_none_or(|b| i < b) => {
+                out.push_str(&rest[..i]);
+                out.push_str("a string");
+                let after = &rest[i + "string \"".len()..];
+                rest = match after.find('"') {
+                    Some(end) => &after[end + 1..],
+                    None => "",
+                };
+            }
+            (_, Some(b)) => {
+                out.push_str(&rest[..b]);
+                let after = &rest[b + 1..];
+                match after.find('`') {
+                    Some(end) => {
+                        let value = &after[..end];
+                        if may_be_secret(value) || value.chars().count() > MAX_SHOWN {
+                            out.push_str(&shown(value));
+                        } else {
+                            out.push('`');
+                            out.push_str(value);
+                            out.push('`');
+                        }
+                        rest = &after[end + 1..];
+                    }
+                    None => {
+                        rest = after;
+                    }
+                }
+            }
+            _ => break,
+        }
     }
     out.push_str(rest);
     out
+}
+
+/// A map that refuses a key given twice (serde's maps keep the last one silently; serde's
+/// structs already refuse a field given twice).
+fn unique_keys<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of names")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "{} is given twice (each name may appear once)",
+                        name_in_path(&key)
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 fn valid_ident(s: &str) -> bool {
@@ -309,7 +467,10 @@ fn check_url(errors: &mut Vec<String>, at: &str, url: Option<&str>) {
     if let Some(url) = url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
-        errors.push(format!("{at}: \"{url}\" is not an http:// or https:// URL"));
+        errors.push(format!(
+            "{at}: {} is not an http:// or https:// URL",
+            shown(url)
+        ));
     }
 }
 
@@ -407,5 +568,119 @@ mod tests {
         assert!(err.contains("providers.myrouter.apiBase"), "{err}");
         assert!(err.contains("providers.myrouter.apiKey"), "{err}");
         assert!(!err.contains("sk-secret"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_file_is_an_error_not_all_defaults() {
+        for text in ["", "   \n", "# only a comment\n"] {
+            let err = PluginConfig::parse(text).unwrap_err().to_string();
+            assert!(err.contains("empty"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_key_pasted_into_any_field_is_never_quoted() {
+        // Shapes of real keys: with a known prefix, and a bare 32-character one.
+        for key in [
+            "sk-proj-Plant3dKeyAbcdef0123456789",
+            "Zx9Qw8Er7Ty6Ui5Op4As3Df2Gh1Jk0Lm",
+        ] {
+            let configs = [
+                format!(r#"{{"host": "{key}"}}"#),
+                format!(r#"{{"models": {{"m": {{"strategy": "{key}", "endpoints": []}}}}}}"#),
+                format!(r#"{{"providers": {{"x": {{"derives": "openai", "apiBase": "{key}"}}}}}}"#),
+                format!(
+                    r#"{{"providers": {{"x": {{"derives": "openai", "envPrefix": "{key}"}}}}}}"#
+                ),
+                format!(r#"{{"providers": {{"x": {{"derives": "{key}"}}}}}}"#),
+                format!(r#"{{"providers": {{"{key}": {{"derives": "openai"}}}}}}"#),
+                format!(
+                    r#"{{"models": {{"m": {{"endpoints": [{{"provider": "{key}", "modelId": "a"}}]}}}}}}"#
+                ),
+                format!(
+                    r#"{{"models": {{"m": {{"endpoints": [{{"provider": "openai", "modelId": "a", "apiBase": "{key}"}}]}}}}}}"#
+                ),
+            ];
+            for text in &configs {
+                let err = PluginConfig::parse(text).unwrap_err().to_string();
+                assert!(!err.contains(key), "{text}\n-> {err}");
+                let head: String = key.chars().take(4).collect();
+                assert!(err.contains(&head) || err.contains("strategy"), "{err}");
+            }
+        }
+        // An ordinary typo is still quoted, so it can be found.
+        let err = PluginConfig::parse(r#"{"providers": {"x": {"derives": "opnai"}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(r#""opnai""#), "{err}");
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_by_name() {
+        let json = r#"{"models": {"smart": {"endpoints": [{"provider": "openai", "modelId": "a"}]},
+                                  "smart": {"endpoints": [{"provider": "openai", "modelId": "b"}]}}}"#;
+        let err = PluginConfig::parse(json).unwrap_err().to_string();
+        assert!(err.contains("smart") && err.contains("twice"), "{err}");
+        let yaml = "providers:\n  mine:\n    derives: openai\n  mine:\n    derives: google\n";
+        let err = PluginConfig::parse(yaml).unwrap_err().to_string();
+        assert!(err.contains("mine") && err.contains("twice"), "{err}");
+        let err = PluginConfig::parse(r#"{"port": 1, "port": 2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_cut_in_the_error() {
+        let big = "h".repeat(1_000_000);
+        let err = PluginConfig::parse(&format!(r#"{{"host": "{big}"}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 1000, "{} bytes", err.len());
+        assert!(
+            err.contains("host") && err.contains("1000000 characters"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_non_loopback_host_needs_the_opt_in() {
+        let err = PluginConfig::parse(r#"{"host": "0.0.0.0"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exposeToNetwork"), "{err}");
+        let c = PluginConfig::parse(r#"{"host": "0.0.0.0", "exposeToNetwork": true}"#).unwrap();
+        assert!(c.expose_to_network && !c.host_is_loopback());
+        for host in ["127.0.0.1", "127.0.0.2", "::1", "localhost"] {
+            let c = PluginConfig::parse(&format!(r#"{{"host": "{host}"}}"#)).unwrap();
+            assert!(c.host_is_loopback(), "{host}");
+        }
+    }
+
+    #[test]
+    fn colliding_generated_provider_names_and_variables_are_refused_naming_both() {
+        // Two custom providers whose key variables would be the same.
+        let err = PluginConfig::parse(
+            r#"{"providers": {"my-up": {"derives": "openai"}, "my_up": {"derives": "openai"}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("providers.my-up")
+                && err.contains("providers.my_up")
+                && err.contains("MY_UP_API_KEY"),
+            "{err}"
+        );
+        // A provider named like an endpoint's generated one.
+        let err = PluginConfig::parse(
+            r#"{"providers": {"openai__smart_0": {"derives": "openai"}},
+                "models": {"smart": {"endpoints": [{"provider": "openai", "modelId": "a", "apiKey": "k-1"}]}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("providers.openai__smart_0") && err.contains("models.smart.endpoints[0]"),
+            "{err}"
+        );
     }
 }

@@ -179,19 +179,39 @@ pub fn provider_upstream(config: &PluginConfig, name: &str) -> Upstream {
     }
 }
 
-/// The synthetic provider name for an endpoint with its own key or base URL.
+/// The synthetic provider name for an endpoint with its own key or base URL:
+/// `<provider>__<model>_<index>`. Model names are free text but provider names and `.env`
+/// variables are not (lower-case, and `-` becomes `_` in a variable), so a model name that does
+/// not survive that unchanged (`team_a`, `Smart`) gets a hash of its exact spelling appended:
+/// `team-a` and `team_a`, or `Smart` and `smart`, never share a provider or a key.
+/// [`PluginConfig::validate`] still refuses any generated name that collides, naming both.
 pub fn synthetic_provider(provider: &str, model: &str, index: usize) -> String {
-    let model: String = model
+    let slug: String = model
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
+            if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
             } else {
                 '_'
             }
         })
         .collect();
-    format!("{provider}__{model}_{index}")
+    let lossless = model
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if lossless {
+        format!("{provider}__{slug}_{index}")
+    } else {
+        format!("{provider}__{slug}_{:08x}_{index}", fnv1a(model.as_bytes()))
+    }
+}
+
+/// FNV-1a, 32 bits: a stable hash (the std hasher may change between Rust releases, which
+/// would rename providers on an upgrade).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// Every endpoint of every virtual model, in config order.
@@ -226,6 +246,80 @@ pub fn targets(config: &PluginConfig) -> Vec<Target> {
         }
     }
     out
+}
+
+/// Generated names that would collide: two endpoints or providers sharing a daemon provider or
+/// a key variable would send one upstream the other's key. Each problem names both.
+pub fn name_collisions(config: &PluginConfig) -> Vec<String> {
+    use super::config::shown;
+    let label_provider = |name: &str| {
+        if super::config::may_be_secret(name) {
+            format!("providers.<{}>", shown(name))
+        } else {
+            format!("providers.{name}")
+        }
+    };
+    let mut errors = Vec::new();
+    // Key variable prefixes: generated ones must be unique, and not equal a prefix the user
+    // gave another provider.
+    let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
+    for (name, p) in &config.providers {
+        if let Some(prefix) = &p.env_prefix {
+            prefixes
+                .entry(prefix.clone())
+                .or_insert_with(|| label_provider(name));
+        }
+    }
+    let mut claim =
+        |prefix: String, who: String, errors: &mut Vec<String>| match prefixes.get(&prefix) {
+            Some(other) if *other != who => errors.push(format!(
+                "{other} and {who} would share the key variable {prefix}_API_KEY, so one \
+                 upstream would get the other's key: rename one of them"
+            )),
+            Some(_) => {}
+            None => {
+                prefixes.insert(prefix, who);
+            }
+        };
+    for (name, p) in &config.providers {
+        if p.env_prefix.is_none() && (p.api_key.is_some() || builtin(name).is_none()) {
+            claim(
+                effective_env_prefix(name, Some(p)),
+                label_provider(name),
+                &mut errors,
+            );
+        }
+    }
+    let mut daemon_names: BTreeMap<String, String> = builtin_names()
+        .map(|n| (n.to_string(), format!("the built-in provider {n}")))
+        .collect();
+    for name in config.providers.keys() {
+        daemon_names.insert(name.clone(), label_provider(name));
+    }
+    for t in targets(config) {
+        if t.daemon_provider == t.provider {
+            continue;
+        }
+        let model = if super::config::may_be_secret(&t.model) {
+            format!("<{}>", shown(&t.model))
+        } else {
+            t.model.clone()
+        };
+        let who = format!("models.{model}.endpoints[{}]", t.index);
+        match daemon_names.get(&t.daemon_provider) {
+            Some(other) => errors.push(format!(
+                "{other} and {who} would share the daemon provider {}: rename one of them",
+                t.daemon_provider
+            )),
+            None => {
+                daemon_names.insert(t.daemon_provider.clone(), who.clone());
+            }
+        }
+        if config.models[&t.model].endpoints[t.index].api_key.is_some() {
+            claim(managed_var(&[&t.daemon_provider]), who, &mut errors);
+        }
+    }
+    errors
 }
 
 #[cfg(test)]
@@ -266,5 +360,36 @@ mod tests {
         .into();
         assert_eq!(p.resolve_key(&env).as_deref(), Some("from-env-file"));
         assert_eq!(p.resolve_key(&BTreeMap::new()).as_deref(), Some("lit"));
+    }
+
+    #[test]
+    fn generated_names_never_merge_models_that_differ() {
+        let config = PluginConfig::parse(
+            r#"{"models": {
+                "team-a": {"endpoints": [{"provider": "openai", "modelId": "m", "apiKey": "key-dash"}]},
+                "team_a": {"endpoints": [{"provider": "openai", "modelId": "m", "apiKey": "key-under"}]},
+                "Smart": {"endpoints": [{"provider": "openai", "modelId": "m", "apiKey": "key-upper"}]},
+                "smart": {"endpoints": [{"provider": "openai", "modelId": "m", "apiKey": "key-lower"}]}}}"#,
+        )
+        .unwrap();
+        let t = targets(&config);
+        let names: std::collections::BTreeSet<&str> =
+            t.iter().map(|t| t.daemon_provider.as_str()).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        let vars: std::collections::BTreeSet<String> =
+            names.iter().map(|n| managed_var(&[n])).collect();
+        assert_eq!(vars.len(), 4, "{vars:?}");
+        // Plain lower-case names keep the readable form.
+        assert!(names.contains("openai__smart_0"), "{names:?}");
+        let rendered = super::super::daemon_config::render(&config);
+        let keys: std::collections::BTreeSet<&str> =
+            rendered.env.values().map(String::as_str).collect();
+        assert_eq!(
+            keys.len(),
+            4,
+            "each key kept under its own variable: {:?}",
+            rendered.env
+        );
+        assert!(name_collisions(&config).is_empty());
     }
 }

@@ -23,8 +23,8 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Args<T> {
         serde_path_to_error::deserialize(value)
             .map(Args)
             .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
+                let path = crate::redact::clip(&e.path().to_string());
+                let inner = crate::redact::clip(&e.into_inner().to_string());
                 if path == "." || path.is_empty() {
                     serde::de::Error::custom(format!("arguments: {inner}"))
                 } else {

@@ -62,6 +62,7 @@ pub fn routes(state: Arc<AppState>, loopback: bool) -> axum::Router {
     axum::Router::new()
         .route("/", get(page))
         .route("/dashboard/status", get(status))
+        .route("/dashboard/usage", get(usage))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(loopback, local_only))
 }
@@ -84,7 +85,11 @@ async fn page() -> Response {
 }
 
 async fn status(State(state): State<Arc<AppState>>) -> Response {
-    match serde_json::to_vec(&state.status().await) {
+    json(&state.status().await)
+}
+
+fn json(value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
         Ok(body) => (
             [
                 (header::CONTENT_TYPE, "application/json"),
@@ -93,6 +98,31 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
             body,
         )
             .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// `bitrouter_usage` over the last hour with its latest 100 requests: what the page charts.
+async fn usage(State(state): State<Arc<AppState>>) -> Response {
+    let params = crate::tools::usage::UsageParams {
+        since: Some("1h".into()),
+        recent: Some(100),
+        ..Default::default()
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        crate::tools::usage::run(
+            &state.home,
+            &state.config.current(),
+            &state.spend_log,
+            params,
+            crate::tools::usage::now_ms(),
+        )
+    })
+    .await;
+    match read {
+        Ok(Ok(out)) => json(&out),
+        // No spend log yet, or a locked one: the page asks again later.
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.0).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Loopback by default. A non-loopback bind needs a bearer token; browsers' cross-site requests
 //! are refused by `Origin` (DNS rebinding), and rmcp itself refuses foreign `Host` headers.
-//! The dashboard page at `/` ([`super::dashboard`]) sits behind the same layers.
+//! Without a token only the server's own user may connect ([`super::peer`]), and concurrent
+//! sessions are capped ([`super::sessions`]). The dashboard page at `/` ([`super::dashboard`])
+//! sits behind the same layers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,10 +14,11 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+use super::peer::SameUser;
+use super::sessions::CappedSessions;
 use super::{AppState, BitrouterServer, ServeError};
 
 /// Origins a local browser page may use; anything else gets 403.
@@ -36,6 +39,7 @@ pub async fn serve(
     if !addr.ip().is_loopback() && auth_token.is_none() {
         return Err(ServeError::InsecureBind(addr));
     }
+    let check_peer = auth_token.is_none();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
@@ -50,7 +54,7 @@ pub async fn serve(
         config = config.with_allowed_hosts(Vec::<String>::new());
     }
     let page = super::dashboard::routes(state.clone(), addr.ip().is_loopback());
-    let service: StreamableHttpService<BitrouterServer, LocalSessionManager> =
+    let service: StreamableHttpService<BitrouterServer, CappedSessions> =
         StreamableHttpService::new(
             move || Ok(BitrouterServer::new(state.clone())),
             Default::default(),
@@ -67,7 +71,8 @@ pub async fn serve(
     tracing::info!(%bound, "MCP streamable HTTP listening on /mcp");
     // Responses go out in more than one write; without TCP_NODELAY a client that keeps its
     // connection (Node's fetch, the OpenClaw adapter) waits ~40 ms for a delayed ACK each call.
-    let listener = listener.tap_io(|stream| {
+    // With a token, holding it is what counts; without one, being this user.
+    let listener = SameUser::new(listener, check_peer).tap_io(|stream| {
         let _ = stream.set_nodelay(true);
     });
     axum::serve(listener, app)

@@ -4,6 +4,8 @@
 pub mod args;
 pub mod dashboard;
 pub mod http;
+pub mod peer;
+pub mod sessions;
 pub mod state;
 pub mod stdio;
 pub mod subscriptions;
@@ -13,10 +15,10 @@ use std::sync::Arc;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, ListResourcesResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter,
-    UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResult, ContentBlock, CustomRequest, CustomResult,
+    Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
+    ServerConfig, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -50,9 +52,55 @@ pub enum ServeError {
 pub const ROUTES_URI: &str = "bitrouter://routes";
 /// URI of the per-endpoint counters resource.
 pub const METRICS_URI: &str = "bitrouter://metrics";
+/// URI of the usage and spend resource (`bitrouter_usage` over its default window).
+pub const USAGE_URI: &str = "bitrouter://usage";
+
+/// MCP methods this server serves; a request for one of them reaching `on_custom_request` had
+/// params rmcp could not parse.
+const SERVED_METHODS: [&str; 9] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "subscriptions/listen",
+];
+
+fn custom_request_error(method: &str, params: Option<serde_json::Value>) -> ErrorData {
+    if !SERVED_METHODS.contains(&method) {
+        // What rmcp answers by default.
+        return ErrorData::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            crate::redact::clip(method),
+            None,
+        );
+    }
+    let why = match (method, params) {
+        ("tools/call", Some(params)) => {
+            match serde_path_to_error::deserialize::<_, CallToolRequestParams>(params) {
+                Err(e) if e.path().to_string() == "arguments" => {
+                    "`arguments` must be an object of named arguments (e.g. {\"action\": \"list\"})"
+                        .to_string()
+                }
+                Err(e) => format!("{}: {}", e.path(), e.inner()),
+                Ok(_) => "params do not match the MCP schema".to_string(),
+            }
+        }
+        (_, None) => "params are missing".to_string(),
+        _ => "params do not match the MCP schema".to_string(),
+    };
+    ErrorData::invalid_params(
+        crate::redact::clip(&format!("invalid params for {method}: {why}")),
+        None,
+    )
+}
 
 fn tool_error(e: ToolError) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(e.0)])
+    // A bad argument may be huge; the agent gets its start and length.
+    CallToolResult::error(vec![ContentBlock::text(crate::redact::clip(&e.0))])
 }
 
 /// One MCP server; cheap to clone (the HTTP transport makes one per session).
@@ -162,6 +210,50 @@ impl BitrouterServer {
             .map(Json)
             .map_err(tool_error)
     }
+
+    #[tool(
+        name = "bitrouter_usage",
+        description = "What BitRouter served and what it cost, from the daemon's spend log: over a \
+            window (since: RFC 3339 or an age like \"1h\", \"7d\"; default the last 24 h) the totals \
+            and per virtual model, provider and endpoint: requests, errors, input/output tokens, \
+            cost in USD, p50/p99 latency and the share served by fallback endpoints; plus the \
+            latest requests with the endpoint that served each. Read-only; results are capped.",
+        meta = dashboard::tool_meta(),
+        annotations(
+            title = "BitRouter usage and spend",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn bitrouter_usage(
+        &self,
+        Parameters(Args(p)): Parameters<Args<tools::usage::UsageParams>>,
+    ) -> Result<Json<tools::usage::UsageOutput>, CallToolResult> {
+        self.usage(p).await.map(Json).map_err(tool_error)
+    }
+}
+
+impl BitrouterServer {
+    /// `bitrouter_usage` off the async threads: the first read of a large spend log takes a while.
+    async fn usage(
+        &self,
+        p: tools::usage::UsageParams,
+    ) -> Result<tools::usage::UsageOutput, ToolError> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            tools::usage::run(
+                &state.home,
+                &state.config.current(),
+                &state.spend_log,
+                p,
+                tools::usage::now_ms(),
+            )
+        })
+        .await
+        .unwrap_or_else(|e| Err(ToolError(format!("reading usage failed: {e}"))))
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -180,10 +272,22 @@ impl ServerHandler for BitrouterServer {
         .with_instructions(
             "BitRouter is a local LLM routing proxy with failover between providers. Use \
              bitrouter_status to see health and the endpoint, bitrouter_keygen to mint an API \
-             token, bitrouter_keys and bitrouter_account to manage tokens and signing accounts. \
+             token, bitrouter_keys and bitrouter_account to manage tokens and signing accounts, \
+             bitrouter_usage to see which endpoints served what and at what cost. \
              The resource bitrouter://routes holds the live route table. The daemon's lifecycle \
              is managed by this server and cannot be changed through tools.",
         )
+    }
+
+    /// rmcp hands a standard request whose params do not parse (e.g. `tools/call` with
+    /// `arguments` as an array) here as if its method were unknown (-32601). It is a request for
+    /// a method we have with invalid params: -32602, naming what is wrong.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        Err(custom_request_error(&request.method, request.params))
     }
 
     async fn list_resources(
@@ -206,6 +310,14 @@ impl ServerHandler for BitrouterServer {
                     "Per endpoint: active probes and probe failures, requests and errors of real \
                      traffic through the daemon, failures detected from that traffic; route \
                      switches per virtual model.",
+                )
+                .with_mime_type("application/json"),
+            Resource::new(USAGE_URI, "usage")
+                .with_title("BitRouter usage and spend (last 24 h)")
+                .with_description(
+                    "What bitrouter_usage returns for the last 24 hours: requests, errors, tokens, \
+                     cost, latency and fallback share per virtual model, provider and endpoint, and \
+                     the latest requests.",
                 )
                 .with_mime_type("application/json"),
             dashboard::app_resource(),
@@ -286,10 +398,14 @@ impl ServerHandler for BitrouterServer {
         let text = match request.uri.as_str() {
             ROUTES_URI => serde_json::to_string_pretty(&*self.state.route_table()),
             METRICS_URI => serde_json::to_string_pretty(&self.state.plane.metrics()),
+            USAGE_URI => match self.usage(Default::default()).await {
+                Ok(usage) => serde_json::to_string_pretty(&usage),
+                Err(e) => return Err(ErrorData::internal_error(e.0, None)),
+            },
             other => {
                 return Err(ErrorData::resource_not_found(
                     format!(
-                        "unknown resource \"{other}\" (available: {ROUTES_URI}, {METRICS_URI}, {})",
+                        "unknown resource \"{other}\" (available: {ROUTES_URI}, {METRICS_URI}, {USAGE_URI}, {})",
                         dashboard::APP_URI
                     ),
                     Some(serde_json::json!({ "uri": other })),

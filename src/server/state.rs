@@ -25,6 +25,8 @@ pub struct AppState {
     pub supervisor: Supervisor,
     pub plane: Arc<RoutePlane>,
     pub subscribers: Arc<Subscribers>,
+    /// The daemon's spend log as read so far (`bitrouter_usage`, `bitrouter://usage`).
+    pub spend_log: crate::spend_log::SharedMirror,
     binary_override: Option<PathBuf>,
     /// Binary lookup runs `bitrouter --version`; done once, not per status call.
     binary: OnceCell<BinaryInfo>,
@@ -60,6 +62,7 @@ impl AppState {
             supervisor,
             plane,
             subscribers,
+            spend_log: Default::default(),
             binary_override,
             binary: OnceCell::new(),
         };

@@ -1,5 +1,6 @@
-//! Finds the `bitrouter` binary: configured path, then the project's pinned cache, then `PATH`,
-//! and checks its version against the pinned release.
+//! Finds the `bitrouter` binary: configured path, then beside this server's own executable (where
+//! the npm packages put the pinned daemon), then the project's pinned cache, then `PATH`, and checks
+//! its version against the pinned release.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,7 @@ pub const INSTALL_COMMAND: &str = "bitrouter-mcp daemon install";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct BinaryInfo {
     pub path: Option<String>,
-    /// Where it was found: `configured`, `cache` or `PATH`.
+    /// Where it was found: `configured`, `bundled` (beside this server, as npm ships it), `cache` or `PATH`.
     pub source: Option<String>,
     pub version: Option<String>,
     pub pinned_version: String,
@@ -45,10 +46,36 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Resolution order: configured path, pinned cache, `PATH`.
+/// `bitrouter` in the directory of this process's executable (symlinks resolved, so a `bin` link
+/// in `node_modules/.bin` or `~/.local/bin` still leads to the package that holds both binaries).
+pub fn bundled_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    Some(bundled_in(exe.parent()?))
+}
+
+fn bundled_in(dir: &Path) -> PathBuf {
+    dir.join(format!("bitrouter{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Resolution order: configured path, beside the server, pinned cache, `PATH`.
+///
+/// An explicit `--bitrouter`/`BITROUTER_BIN` wins because the user chose it; the bundled binary
+/// comes next because it is the pinned release shipped with this very server, so an npm install
+/// needs no build and is not shadowed by an older `bitrouter` on `PATH`.
 pub fn locate(configured: Option<&Path>) -> Option<(PathBuf, &'static str)> {
+    locate_from(configured, bundled_binary().as_deref())
+}
+
+fn locate_from(
+    configured: Option<&Path>,
+    bundled: Option<&Path>,
+) -> Option<(PathBuf, &'static str)> {
     if let Some(p) = configured {
         return Some((p.to_path_buf(), "configured"));
+    }
+    if let Some(p) = bundled.filter(|p| p.is_file()) {
+        return Some((p.to_path_buf(), "bundled"));
     }
     if let Some(p) = cached_binary().filter(|p| p.is_file()) {
         return Some((p, "cache"));
@@ -108,4 +135,45 @@ pub async fn inspect(configured: Option<&Path>) -> BinaryInfo {
         Err(e) => info.problem = Some(e),
     }
     info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"").unwrap();
+    }
+
+    #[test]
+    fn the_binary_beside_the_server_comes_before_cache_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundled = bundled_in(&dir.path().join("pkg/bin"));
+        touch(&bundled);
+        assert_eq!(
+            locate_from(None, Some(&bundled)),
+            Some((bundled.clone(), "bundled"))
+        );
+    }
+
+    #[test]
+    fn an_explicit_path_still_wins_over_the_bundled_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundled = bundled_in(dir.path());
+        touch(&bundled);
+        let chosen = dir.path().join("custom/bitrouter");
+        assert_eq!(
+            locate_from(Some(&chosen), Some(&bundled)),
+            Some((chosen.clone(), "configured"))
+        );
+    }
+
+    #[test]
+    fn a_missing_bundled_binary_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = bundled_in(dir.path());
+        let found = locate_from(None, Some(&absent));
+        assert_ne!(found.map(|(_, s)| s), Some("bundled"));
+    }
 }

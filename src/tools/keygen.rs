@@ -11,7 +11,7 @@ use crate::home::Home;
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeygenParams {
-    /// Expiry: "30m", "12h", "30d", "1y" (units s/m/h/d/y), "never", or an absolute Unix timestamp.
+    /// Expiry: "30m", "12h", "30d", "1y" (units s/m/h/d/y), "never", or a future Unix timestamp.
     /// Default "never" for api tokens; admin tokens must expire.
     #[serde(default)]
     #[schemars(with = "String")]

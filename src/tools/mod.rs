@@ -5,6 +5,7 @@ pub mod account;
 pub mod keygen;
 pub mod keys;
 pub mod status;
+pub mod usage;
 
 use crate::auth::AuthError;
 

@@ -37,6 +37,9 @@ pub struct StatusOutput {
     pub models: Vec<RouteEntry>,
     pub intercept_all_models: bool,
     pub auto_start: bool,
+    /// The config's `exposeToNetwork`: whether the daemon may listen on a non-loopback `host`,
+    /// where anyone who reaches it can spend the provider keys.
+    pub expose_to_network: bool,
     pub health_check_interval_ms: u64,
     /// Route changes someone else made through the daemon's admin API, and what we did.
     pub foreign_route_changes: Vec<ForeignChange>,
@@ -84,6 +87,7 @@ pub fn run(
         intercept_all_models: config.intercept_all_models,
         foreign_route_changes: routes.foreign_changes.clone(),
         auto_start: config.auto_start,
+        expose_to_network: config.expose_to_network,
         health_check_interval_ms: config.health_check_interval_ms,
         active_account: accounts.iter().find(|a| a.active).map(|a| a.prefix.clone()),
         accounts: accounts.len(),

@@ -160,6 +160,10 @@ export class FakeMcpClient {
       if (!s.savedTokens.delete(args.name)) throw new Error(`tool bitrouter_keys failed: name: no saved token "${args.name}"`);
       return { account: "Acct", removed: { name: args.name } };
     }
+    if (name === "bitrouter_usage") {
+      if (s.usage instanceof Error) throw s.usage;
+      return structuredClone(s.usage ?? { totals: { requests: 0 }, by_model: [], by_provider: [], by_endpoint: [], recent: [], note: "no request was logged in this window" });
+    }
     if (name === "bitrouter_status") {
       return { listen: "127.0.0.1:8787", daemon: { state: this.server.statusHealthy ? "healthy" : "unhealthy", healthy: this.server.statusHealthy } };
     }
