@@ -26,8 +26,8 @@ const REAL_HOME = process.env.HOME;
 const INSPECTOR_HOME = env('INSPECT_HOME');
 mkdirSync(LOGS, { recursive: true });
 
-const TOOLS = ['bitrouter_account', 'bitrouter_keygen', 'bitrouter_keys', 'bitrouter_status'];
-const URIS = ['bitrouter://metrics', 'bitrouter://routes', 'ui://bitrouter/dashboard'];
+const TOOLS = ['bitrouter_account', 'bitrouter_keygen', 'bitrouter_keys', 'bitrouter_status', 'bitrouter_usage'];
+const URIS = ['bitrouter://metrics', 'bitrouter://routes', 'bitrouter://usage', 'ui://bitrouter/dashboard'];
 const CALL_TIMEOUT_MS = 60_000;
 
 function target(transport, era) {
