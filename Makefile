@@ -2,12 +2,16 @@
 #   make run   installs the pinned BitRouter daemon if missing, builds and runs the MCP server
 #              (streamable HTTP on 127.0.0.1:8788/mcp; `make run ARGS=--stdio` for stdio)
 #   make test  installs what the tests need and runs every check and test
-.PHONY: run test lint rust-test adapter-test conformance e2e bitrouter build bench npm-packages npm-test npm-e2e
+.PHONY: run test lint rust-test adapter-test conformance e2e bitrouter chromium build bench npm-packages npm-test npm-e2e
 
 ARGS ?= --http 127.0.0.1:8788
 
 bitrouter:
 	@scripts/install-bitrouter.sh >/dev/null
+
+# Debian's Chromium for the dashboard's browser test; installed once per machine.
+chromium:
+	@scripts/install-chromium.sh >/dev/null
 
 build:
 	cargo build --release --locked
@@ -19,7 +23,7 @@ lint:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
 
-rust-test: bitrouter
+rust-test: bitrouter chromium
 	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo test --locked
 
 adapter-test:

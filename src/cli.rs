@@ -35,6 +35,9 @@ pub enum Command {
         #[command(subcommand)]
         command: DaemonCommand,
     },
+    /// Print the live dashboard's URL of the HTTP server running on this data dir, and open it
+    /// in a browser when one is available.
+    Dashboard(DashboardArgs),
     /// Store provider API keys in BitRouter's .env.
     Auth {
         #[command(subcommand)]
@@ -85,6 +88,13 @@ pub struct ServeArgs {
         requires = "http"
     )]
     pub auth_token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Only print the URL.
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -96,4 +96,9 @@ impl Home {
     pub fn owner_state_file(&self) -> PathBuf {
         self.data_dir.join("owner.json")
     }
+
+    /// The address the HTTP server listens on while it runs (`bitrouter-mcp dashboard` reads it).
+    pub fn http_address_file(&self) -> PathBuf {
+        self.data_dir.join("http.addr")
+    }
 }

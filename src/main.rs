@@ -12,9 +12,10 @@ use bitrouter_mcp::home::Home;
 use bitrouter_mcp::routing::PluginConfig;
 use bitrouter_mcp::routing::source::ConfigSource;
 use bitrouter_mcp::routing::{credentials, env_file};
-use bitrouter_mcp::server::{self, AppState};
+use bitrouter_mcp::server::{self, AppState, dashboard};
 use bitrouter_mcp::supervisor::{Supervisor, SupervisorOptions, install};
 use cli::{AuthCommand, Cli, Command, DaemonCommand, LoginArgs};
+use std::io::Write;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -91,7 +92,20 @@ async fn run(cli: Cli) -> Result<(), String> {
                 state.config.clone(),
             ));
             let served = if let Some(addr) = args.http {
-                server::http::serve(state, addr, args.auth_token, shutdown.clone(), |_| {}).await
+                let home = state.home.clone();
+                let bound = std::sync::Mutex::new(None);
+                let served =
+                    server::http::serve(state, addr, args.auth_token, shutdown.clone(), |a| {
+                        dashboard::record_address(&home, a);
+                        if let Ok(mut b) = bound.lock() {
+                            *b = Some(a);
+                        }
+                    })
+                    .await;
+                if let Some(a) = bound.lock().ok().and_then(|b| *b) {
+                    dashboard::forget_address(&home, a);
+                }
+                served
             } else {
                 // Returns when the client closes stdin: that ends the server too.
                 server::stdio::serve(state, shutdown.clone()).await
@@ -104,6 +118,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Auth {
             command: AuthCommand::Login(args),
         } => auth_login(&home, &config, args),
+        Command::Dashboard(args) => open_dashboard(&home, args.no_open).await,
         Command::Daemon {
             command: DaemonCommand::Install,
         } => {
@@ -258,4 +273,57 @@ async fn handle_signals(
     }
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+/// `dashboard`: prints the page's URL of the HTTP server running on this data dir and opens it
+/// in a browser where one can be opened.
+async fn open_dashboard(home: &Home, no_open: bool) -> Result<(), String> {
+    let none = || {
+        format!(
+            "no HTTP server is running on {}: start one with `bitrouter-mcp serve --http` (stdio \
+             servers have no page)",
+            home.data_dir().display()
+        )
+    };
+    let addr = dashboard::recorded_address(home).ok_or_else(none)?;
+    let url = dashboard::url(addr);
+    let probe = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let reachable = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::net::TcpStream::connect(probe),
+    )
+    .await;
+    if !matches!(reachable, Ok(Ok(_))) {
+        return Err(none());
+    }
+    writeln!(std::io::stdout(), "{url}").map_err(|e| format!("writing stdout: {e}"))?;
+    if !no_open {
+        open_in_browser(&url);
+    }
+    Ok(())
+}
+
+/// Best effort: `open` on macOS, `xdg-open` elsewhere when a display exists; silent otherwise.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        "xdg-open"
+    } else {
+        return;
+    };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Ok(mut child) = spawned {
+        // Openers return at once; reap it so no zombie is left.
+        std::thread::spawn(move || child.wait());
+    }
 }

@@ -284,12 +284,14 @@ async fn tool_list_has_schemas_annotations_and_descriptions() {
         [
             "bitrouter://routes",
             "bitrouter://metrics",
-            "bitrouter://usage"
+            "bitrouter://usage",
+            "ui://bitrouter/dashboard"
         ]
     );
     assert!(
         resources
             .iter()
+            .filter(|r| r.uri.starts_with("bitrouter://"))
             .all(|r| r.mime_type.as_deref() == Some("application/json"))
     );
     mcp.close().await;

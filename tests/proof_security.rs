@@ -255,7 +255,7 @@ async fn the_bearer_token_is_required_and_checked_exactly() {
     let refused = ().serve(StreamableHttpClientTransport::from_uri(server.url())).await;
     assert!(refused.is_err(), "a client without the token connects");
     let c = client(server.url(), Some(MCP_TOKEN)).await;
-    assert_eq!(c.list_all_tools().await.unwrap().len(), 4);
+    assert_eq!(c.list_all_tools().await.unwrap().len(), 5, "the five tools");
     let r = c
         .call_tool(CallToolRequestParams::new("bitrouter_status"))
         .await

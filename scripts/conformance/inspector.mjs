@@ -26,8 +26,8 @@ const REAL_HOME = process.env.HOME;
 const INSPECTOR_HOME = env('INSPECT_HOME');
 mkdirSync(LOGS, { recursive: true });
 
-const TOOLS = ['bitrouter_account', 'bitrouter_keygen', 'bitrouter_keys', 'bitrouter_status'];
-const URIS = ['bitrouter://metrics', 'bitrouter://routes'];
+const TOOLS = ['bitrouter_account', 'bitrouter_keygen', 'bitrouter_keys', 'bitrouter_status', 'bitrouter_usage'];
+const URIS = ['bitrouter://metrics', 'bitrouter://routes', 'bitrouter://usage', 'ui://bitrouter/dashboard'];
 const CALL_TIMEOUT_MS = 60_000;
 
 function target(transport, era) {
@@ -158,6 +158,13 @@ function checks(transport, era) {
       if (r.code !== 0) return `exit ${r.code}`;
       const c = r.json?.result?.contents?.[0];
       if (c?.uri !== 'bitrouter://metrics' || !parseJson(c.text ?? '')) return 'no JSON contents for bitrouter://metrics';
+      return '';
+    }],
+    ['resources/read ui://bitrouter/dashboard: an MCP App (HTML)', ['--method', 'resources/read', '--uri', 'ui://bitrouter/dashboard'], (r) => {
+      if (r.code !== 0) return `exit ${r.code}`;
+      const c = r.json?.result?.contents?.[0];
+      if (c?.mimeType !== 'text/html;profile=mcp-app') return `mimeType ${c?.mimeType}`;
+      if (!(c.text ?? '').startsWith('<!doctype html>')) return 'text is not an HTML document';
       return '';
     }],
     ['resources/read unknown URI: an error', ['--method', 'resources/read', '--uri', 'bitrouter://no-such-resource'], (r) => {

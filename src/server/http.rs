@@ -3,7 +3,8 @@
 //! Loopback by default. A non-loopback bind needs a bearer token; browsers' cross-site requests
 //! are refused by `Origin` (DNS rebinding), and rmcp itself refuses foreign `Host` headers.
 //! Without a token only the server's own user may connect ([`super::peer`]), and concurrent
-//! sessions are capped ([`super::sessions`]).
+//! sessions are capped ([`super::sessions`]). The dashboard page at `/` ([`super::dashboard`])
+//! sits behind the same layers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,15 +53,20 @@ pub async fn serve(
         // With a token required, any Host may reach us (e.g. a LAN name).
         config = config.with_allowed_hosts(Vec::<String>::new());
     }
+    let page = super::dashboard::routes(state.clone(), addr.ip().is_loopback());
     let service: StreamableHttpService<BitrouterServer, CappedSessions> =
         StreamableHttpService::new(
             move || Ok(BitrouterServer::new(state.clone())),
             Default::default(),
             config,
         );
-    let app = axum::Router::new().nest_service("/mcp", service).layer(
-        axum::middleware::from_fn_with_state(Arc::new(auth_token), require_bearer),
-    );
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .merge(page)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth_token),
+            require_bearer,
+        ));
     on_bound(bound);
     tracing::info!(%bound, "MCP streamable HTTP listening on /mcp");
     // Responses go out in more than one write; without TCP_NODELAY a client that keeps its

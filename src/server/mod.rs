@@ -2,6 +2,7 @@
 //! transports. Everything here adapts [`crate::tools`] to MCP; no business logic lives here.
 
 pub mod args;
+pub mod dashboard;
 pub mod http;
 pub mod peer;
 pub mod sessions;
@@ -126,6 +127,7 @@ impl BitrouterServer {
             breaker, last error, probe latency, request and error counts, last switch and why), \
             the binary version and the data paths. Read-only; call it first when model requests \
             fail or to find the endpoint.",
+        meta = dashboard::tool_meta(),
         annotations(
             title = "BitRouter status",
             read_only_hint = true,
@@ -216,6 +218,7 @@ impl BitrouterServer {
             and per virtual model, provider and endpoint: requests, errors, input/output tokens, \
             cost in USD, p50/p99 latency and the share served by fallback endpoints; plus the \
             latest requests with the endpoint that served each. Read-only; results are capped.",
+        meta = dashboard::tool_meta(),
         annotations(
             title = "BitRouter usage and spend",
             read_only_hint = true,
@@ -317,6 +320,7 @@ impl ServerHandler for BitrouterServer {
                      the latest requests.",
                 )
                 .with_mime_type("application/json"),
+            dashboard::app_resource(),
         ]))
     }
 
@@ -388,6 +392,9 @@ impl ServerHandler for BitrouterServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri == dashboard::APP_URI {
+            return Ok(ReadResourceResult::new(vec![dashboard::app_contents()]).into());
+        }
         let text = match request.uri.as_str() {
             ROUTES_URI => serde_json::to_string_pretty(&self.state.route_table()),
             METRICS_URI => serde_json::to_string_pretty(&self.state.metrics()),
@@ -398,7 +405,8 @@ impl ServerHandler for BitrouterServer {
             other => {
                 return Err(ErrorData::resource_not_found(
                     format!(
-                        "unknown resource \"{other}\" (available: {ROUTES_URI}, {METRICS_URI}, {USAGE_URI})"
+                        "unknown resource \"{other}\" (available: {ROUTES_URI}, {METRICS_URI}, {USAGE_URI}, {})",
+                        dashboard::APP_URI
                     ),
                     Some(serde_json::json!({ "uri": other })),
                 ));
