@@ -55,17 +55,15 @@ pub const METRICS_URI: &str = "bitrouter://metrics";
 /// URI of the usage and spend resource (`bitrouter_usage` over its default window).
 pub const USAGE_URI: &str = "bitrouter://usage";
 
-/// MCP methods this server serves; a request for one of them reaching `on_custom_request` had
-/// params rmcp could not parse.
-const SERVED_METHODS: [&str; 9] = [
-    "initialize",
-    "ping",
+/// MCP methods this server serves in every protocol era; a request for one of them reaching
+/// `on_custom_request` had params rmcp could not parse. `initialize`, `ping` and
+/// `resources/(un)subscribe` are left out: 2026-07-28 removed them, so there they must stay
+/// "method not found" (HTTP 404), and rmcp parses them itself in the eras that have them.
+const SERVED_METHODS: [&str; 5] = [
     "tools/list",
     "tools/call",
     "resources/list",
     "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
     "subscriptions/listen",
 ];
 
