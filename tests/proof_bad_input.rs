@@ -1158,7 +1158,7 @@ async fn stdio_answers_lines_that_are_not_json_and_requests_nested_too_deep() {
     s.send_line(json!({"jsonrpc": "2.0", "id": 78, "method": "tools/list"}).to_string())
         .await;
     let v = s.answer(78).await;
-    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 4);
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 5);
     drop(s.stdin);
     let _ = s.child.wait().await;
 }

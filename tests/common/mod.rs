@@ -32,15 +32,25 @@ pub fn bitrouter_bin() -> PathBuf {
     p
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 (bound then released), never one handed out before in this test
+/// process: the kernel may offer a just-released port again before its taker has bound it (a
+/// daemon port and an MCP port once came out equal).
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     // Every test reaches this or `TestHome::new` before building an HTTP client.
     bitrouter_mcp::tls::ensure_crypto_provider();
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A temp data dir, kept (and named in the panic message) when a test fails.
