@@ -209,9 +209,11 @@ for (const target of targets) {
   summary.packages.unshift(pack(dir));
 }
 
-// The OpenClaw plugin, at the same version, depending on exactly this main package.
+// The OpenClaw plugin, at the same version, depending on exactly this main package. The source
+// lists it as optional so a linked checkout loads without it (OpenClaw refuses a plugin whose
+// required dependency is missing); the published plugin requires it.
 {
-  const pkg = JSON.parse(fs.readFileSync(path.join(ADAPTER_SRC, "package.json"), "utf8"));
+  const { optionalDependencies: _optional, ...pkg } = JSON.parse(fs.readFileSync(path.join(ADAPTER_SRC, "package.json"), "utf8"));
   const dir = path.join(STAGE, pkg.name);
   fs.mkdirSync(dir, { recursive: true });
   copyFiles(ADAPTER_SRC, dir, pkg.files);

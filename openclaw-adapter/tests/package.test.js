@@ -39,7 +39,11 @@ describe("package", () => {
 
   it("depends on the server package only, at this repository's version (Cargo.toml)", () => {
     const cargoVersion = fs.readFileSync(path.join(root, "..", "Cargo.toml"), "utf8").match(/^version = "([^"]+)"/m)[1];
-    assert.deepEqual(pkg.dependencies, { "bitrouter-supervisor-mcp": cargoVersion });
+    // Optional: npm (and OpenClaw's managed install) installs it, while a linked source checkout
+    // (`plugins install -l`, the server from cargo) still loads — OpenClaw refuses to load a plugin
+    // whose required dependency is missing.
+    assert.deepEqual(pkg.optionalDependencies, { "bitrouter-supervisor-mcp": cargoVersion });
+    assert.equal(pkg.dependencies, undefined);
     assert.equal(pkg.version, cargoVersion);
     assert.equal(pkg.devDependencies, undefined);
     assert.equal(pkg.private, undefined, "a private package cannot be published");
