@@ -282,7 +282,13 @@ oc() {
 
 UPSTREAM_RECORD="$WORK/upstream-requests.jsonl"
 : >"$UPSTREAM_RECORD"
-FAKE_UPSTREAM_PORT=0 FAKE_UPSTREAM_RECORD="$UPSTREAM_RECORD" node "$REPO/openclaw-adapter/tests/helpers/fake-openai-upstream.js" \
+# The fake provider serves HTTPS from a test CA, as every hosted provider does; the gateway (and so the
+# plugin's server and its daemon) trusts it through SSL_CERT_FILE, as a user's private CA would be.
+node "$REPO/openclaw-adapter/tests/helpers/make-test-ca.js" "$WORK/ca" >"$WORK/ca.json" 2>"$WORK/ca.err" ||
+  die "test CA: $(cat "$WORK/ca.err")"
+export SSL_CERT_FILE="$WORK/ca/ca.pem"
+FAKE_UPSTREAM_TLS_CERT="$WORK/ca/leaf.pem" FAKE_UPSTREAM_TLS_KEY="$WORK/ca/leaf.key" FAKE_UPSTREAM_KEY=fake-upstream-key \
+FAKE_UPSTREAM_PORT=0 FAKE_UPSTREAM_RECORD="$UPSTREAM_RECORD" node "$REPO/openclaw-adapter/tests/helpers/fake-upstream.js" \
   >"$WORK/upstream.out" 2>"$WORK/upstream.err" &
 UPSTREAM_PID=$!
 for _ in $(seq 1 100); do grep -q '"port"' "$WORK/upstream.out" 2>/dev/null && break; alive "$UPSTREAM_PID" || break; sleep 0.05; done
@@ -310,14 +316,14 @@ OC_SERVER="$(find "$OC_HOME" -path "*/node_modules/$PLATFORM/bin/bitrouter-mcp" 
   ok "openclaw: npm installed $PLATFORM (both binaries) in the plugin's npm project" ||
   fail "openclaw: $PLATFORM installed with the plugin" "$(find "$OC_HOME" -maxdepth 6 -name 'bitrouter*' | head)"
 
-PROVIDERS="{\"fake\":{\"derives\":\"openai\",\"apiBase\":\"http://127.0.0.1:$UPSTREAM_PORT/v1\",\"apiKey\":\"fake-upstream-key\"}}"
+PROVIDERS="{\"fake\":{\"derives\":\"openai\",\"apiBase\":\"https://127.0.0.1:$UPSTREAM_PORT/v1\",\"apiKey\":\"fake-upstream-key\"}}"
 MODELS='{"smart":{"strategy":"priority","endpoints":[{"provider":"fake","modelId":"fake-model-1"}]}}'
 # No binaryPath: the plugin must find the server npm installed with it.
 oc config set plugins.entries.bitrouter "{\"enabled\":true,\"hooks\":{\"allowConversationAccess\":true},\"config\":{\"port\":$DAEMON_PORT,\"mcpPort\":$MCP_PORT,\"healthCheckIntervalMs\":1000,\"providers\":$PROVIDERS,\"models\":$MODELS}}" \
   --strict-json >"$WORK/oc-config.log" 2>&1 || fail "openclaw: plugin config set" "$(tail -3 "$WORK/oc-config.log")"
 STEPS="$STEPS, config set $(since "$T_INSTALL") s"
 
-user_env_exec "$OC_HOME" "$WORK/tools-26" OPENCLAW_HOME="$OC_HOME" OPENCLAW_OFFLINE="${NPM_E2E_OPENCLAW_OFFLINE:-1}" \
+user_env_exec "$OC_HOME" "$WORK/tools-26" SSL_CERT_FILE="$SSL_CERT_FILE" OPENCLAW_HOME="$OC_HOME" OPENCLAW_OFFLINE="${NPM_E2E_OPENCLAW_OFFLINE:-1}" \
   OPENCLAW_NO_AUTO_UPDATE=1 OPENCLAW_DISABLE_BONJOUR=1 OPENCLAW_NO_PROMPT=1 OPENCLAW_SKIP_CHANNELS=1 \
   "$NODE26" "$OC_MJS" gateway run --port "$GW_PORT" --bind loopback --auth token --token e2e-token --allow-unconfigured \
   >"$WORK/gateway.log" 2>&1 &
