@@ -206,17 +206,21 @@ fn display_id(t: &Target) -> String {
     format!("{}:{}", t.provider, t.model_id)
 }
 
+/// How a route endpoint is shown: as the user configured it (`provider:model_id`), or as the
+/// daemon names it when no configured endpoint matches.
+fn endpoint_name(targets: &[&Target], e: &RouteEndpoint) -> String {
+    targets
+        .iter()
+        .find(|t| t.daemon_provider == e.provider && t.model_id == e.model_id)
+        .map_or_else(
+            || format!("{}:{}", e.provider, e.model_id),
+            |t| display_id(t),
+        )
+}
+
 /// The endpoints of `route` that take requests: the first for `priority`, all for `load_balance`.
 fn serving(targets: &[&Target], route: &Route, strategy: Strategy) -> Vec<String> {
-    let ids = route.endpoints.iter().map(|e| {
-        targets
-            .iter()
-            .find(|t| t.daemon_provider == e.provider && t.model_id == e.model_id)
-            .map_or_else(
-                || format!("{}:{}", e.provider, e.model_id),
-                |t| display_id(t),
-            )
-    });
+    let ids = route.endpoints.iter().map(|e| endpoint_name(targets, e));
     match strategy {
         Strategy::Priority => ids.take(1).collect(),
         Strategy::LoadBalance => ids.collect(),
@@ -463,15 +467,7 @@ impl RoutePlane {
             .map_or(Strategy::Priority, |m| m.strategy);
         let from = serving(&targets, previous, strategy);
         let to = serving(&targets, route, strategy);
-        let name_of = |e: &RouteEndpoint| {
-            targets
-                .iter()
-                .find(|t| t.daemon_provider == e.provider && t.model_id == e.model_id)
-                .map_or_else(
-                    || format!("{}:{}", e.provider, e.model_id),
-                    |t| display_id(t),
-                )
-        };
+        let name_of = |e: &RouteEndpoint| endpoint_name(&targets, e);
         let health_of = |e: &RouteEndpoint| s.health.get(&format!("{}:{}", e.provider, e.model_id));
         let mut why: Vec<String> = Vec::new();
         for e in previous
