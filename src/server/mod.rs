@@ -13,12 +13,14 @@ pub mod subscriptions;
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ContentBlock, CustomRequest, CustomResult,
-    Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
-    ServerConfig, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, Implementation, ListResourcesResult, MetaObject, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -96,9 +98,53 @@ fn custom_request_error(method: &str, params: Option<serde_json::Value>) -> Erro
     )
 }
 
+/// Key of a failed tool call's `_meta` entry holding its machine-readable code (and the argument at
+/// fault): `{"bitrouter/error": {"code": "already_exists", "field": "name"}}`.
+pub const ERROR_META_KEY: &str = "bitrouter/error";
+
+/// `_meta` of a failed tool call: its code and, when one argument is at fault, that argument.
+fn error_meta(code: tools::ErrorCode, field: Option<&str>) -> MetaObject {
+    let mut error = serde_json::Map::new();
+    error.insert("code".into(), code.as_str().into());
+    if let Some(field) = field {
+        error.insert("field".into(), field.into());
+    }
+    let mut meta = serde_json::Map::new();
+    meta.insert(ERROR_META_KEY.into(), error.into());
+    MetaObject(meta)
+}
+
 fn tool_error(e: ToolError) -> CallToolResult {
-    // A bad argument may be huge; the agent gets its start and length.
-    CallToolResult::error(vec![ContentBlock::text(crate::redact::clip(&e.0))])
+    // A bad argument may be huge; the agent gets its start and length. No structuredContent: a
+    // client would check it against the tool's output schema.
+    CallToolResult::error(vec![ContentBlock::text(crate::redact::clip(&e.message))])
+        .with_meta(Some(error_meta(e.code, e.field)))
+}
+
+/// rmcp answers arguments that do not deserialize (wrong type, unknown variant or field) with an
+/// error result of its own, before a tool runs; it gets the same code as the tools' own argument
+/// errors, with the argument [`args::Args`] named (`failed to deserialize parameters: argument
+/// `models[0]`: ...` names `models`).
+fn code_argument_error(mut result: CallToolResult) -> CallToolResult {
+    if result.is_error != Some(true) || result.meta.is_some() {
+        return result;
+    }
+    let text = result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.as_str())
+        .unwrap_or_default();
+    let Some(rest) = text.strip_prefix("failed to deserialize parameters:") else {
+        return result;
+    };
+    let field = rest
+        .trim_start()
+        .strip_prefix("argument `")
+        .and_then(|r| r.split(['`', '.', '[']).next())
+        .filter(|f| !f.is_empty());
+    result.meta = Some(error_meta(tools::ErrorCode::InvalidArgument, field));
+    result
 }
 
 /// One MCP server; cheap to clone (the HTTP transport makes one per session).
@@ -250,12 +296,32 @@ impl BitrouterServer {
             )
         })
         .await
-        .unwrap_or_else(|e| Err(ToolError(format!("reading usage failed: {e}"))))
+        .unwrap_or_else(|e| {
+            Err(ToolError::new(
+                tools::ErrorCode::Internal,
+                format!("reading usage failed: {e}"),
+            ))
+        })
     }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for BitrouterServer {
+    /// The router's call, with a code on the argument errors rmcp makes itself.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = ToolCallContext::new(self, request, context);
+        Ok(match self.tool_router.call(call).await? {
+            CallToolResponse::Complete(result) => {
+                CallToolResponse::Complete(code_argument_error(result))
+            }
+            other => other,
+        })
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
@@ -398,7 +464,7 @@ impl ServerHandler for BitrouterServer {
             METRICS_URI => serde_json::to_string_pretty(&self.state.metrics()),
             USAGE_URI => match self.usage(Default::default()).await {
                 Ok(usage) => serde_json::to_string_pretty(&usage),
-                Err(e) => return Err(ErrorData::internal_error(e.0, None)),
+                Err(e) => return Err(ErrorData::internal_error(e.message, None)),
             },
             other => {
                 return Err(ErrorData::resource_not_found(
