@@ -528,3 +528,21 @@ async fn tool_errors_carry_a_stable_code_and_the_argument() {
     assert_eq!(error_code(&r), at("already_exists", "name"));
     mcp.close().await;
 }
+
+/// Tool schemas hold only JSON Schema formats: the TypeScript SDK's validator (OpenClaw's MCP client
+/// and the adapter's) warns on stderr for every unknown one (`uint64`...) at each `tools/list`.
+#[tokio::test]
+async fn tool_schemas_have_no_rust_width_formats() {
+    let home = TestHome::new();
+    let mcp = Mcp::stdio(&home, None).await;
+    let tools = mcp.client.list_all_tools().await.unwrap();
+    let text = serde_json::to_string(&tools).unwrap();
+    for width in ["uint", "int32", "int64", "double", "float"] {
+        assert!(
+            !text.contains(&format!("\"format\":\"{width}")),
+            "a tool schema has format {width}"
+        );
+    }
+    assert!(text.contains("\"minimum\":0"), "ranges are kept");
+    mcp.close().await;
+}

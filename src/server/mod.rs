@@ -102,6 +102,52 @@ fn custom_request_error(method: &str, params: Option<serde_json::Value>) -> Erro
 /// fault): `{"bitrouter/error": {"code": "already_exists", "field": "name"}}`.
 pub const ERROR_META_KEY: &str = "bitrouter/error";
 
+/// A tool schema without schemars' Rust-width `format`s (`uint64`, `uint32`, `uint`, `double`...):
+/// they are no JSON Schema formats, and the TypeScript SDK's validator (OpenClaw's MCP client, the
+/// adapter) prints a warning for each one on every `tools/list`. Ranges stay in
+/// `minimum`/`maximum`.
+fn without_integer_formats(
+    schema: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let rust_width = map.get("format").and_then(|f| f.as_str()).is_some_and(|f| {
+                    matches!(
+                        f,
+                        "uint"
+                            | "uint8"
+                            | "uint16"
+                            | "uint32"
+                            | "uint64"
+                            | "uint128"
+                            | "int"
+                            | "int8"
+                            | "int16"
+                            | "int32"
+                            | "int64"
+                            | "int128"
+                            | "float"
+                            | "double"
+                    )
+                });
+                if rust_width {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::Value::Object(schema.clone());
+    strip(&mut value);
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => schema.clone(),
+    }
+}
+
 /// `_meta` of a failed tool call: its code and, when one argument is at fault, that argument.
 fn error_meta(code: tools::ErrorCode, field: Option<&str>) -> MetaObject {
     let mut error = serde_json::Map::new();
@@ -157,10 +203,15 @@ pub struct BitrouterServer {
 #[tool_router]
 impl BitrouterServer {
     pub fn new(state: Arc<AppState>) -> Self {
-        Self {
-            state,
-            tool_router: Self::tool_router(),
+        let mut tool_router = Self::tool_router();
+        for route in tool_router.map.values_mut() {
+            let tool = &mut route.attr;
+            tool.input_schema = Arc::new(without_integer_formats(&tool.input_schema));
+            if let Some(output) = &tool.output_schema {
+                tool.output_schema = Some(Arc::new(without_integer_formats(output)));
+            }
         }
+        Self { state, tool_router }
     }
 
     #[tool(
