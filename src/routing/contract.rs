@@ -180,6 +180,16 @@ mod tests {
             json!(["openai", "anthropic", "google", "openrouter"])
         );
         assert!(!server_config_keys().contains(&"mcpPort".to_string()));
+        // The descriptions' ranges (people read them) are the ones validation uses.
+        use crate::routing::config::HEALTH_CHECK_INTERVAL_MS;
+        for (key, range) in [
+            ("healthCheckIntervalMs", HEALTH_CHECK_INTERVAL_MS),
+            ("metricsPollMs", METRICS_POLL_MS),
+        ] {
+            let text = p[key]["description"].as_str().unwrap();
+            let shown = format!("{}-{}", range.start(), range.end());
+            assert!(text.contains(&shown), "{key}: {text} should say {shown}");
+        }
         let key = &p["providers"]["additionalProperties"]["properties"]["apiKey"]["pattern"];
         assert_eq!(key, &json!(r"^(?!\$\{)|^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$"));
     }
