@@ -20,11 +20,7 @@ use std::io::Write;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
-    // Logs go to stderr: stdout is the MCP channel in stdio mode.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(log_filter())
-        .init();
+    bitrouter_mcp::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -147,28 +143,6 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-}
-
-/// `BITROUTER_MCP_LOG` (default `info`). rmcp logs whole responses at debug level, and
-/// `bitrouter_keygen`'s response holds a token: rmcp stays at info unless named explicitly. The
-/// TLS verifier's own lines stay off unless named.
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    let spec = std::env::var("BITROUTER_MCP_LOG").unwrap_or_else(|_| "info".into());
-    let verbose = spec.contains("debug") || spec.contains("trace");
-    let spec = if verbose && !spec.contains("rmcp") {
-        format!("{spec},rmcp=info")
-    } else {
-        spec
-    };
-    // The TLS verifier logs an ERROR for every refused certificate, i.e. on every probe of a
-    // misconfigured upstream; the control plane reports it once per change of health instead.
-    let spec = if spec.contains("rustls_platform_verifier") {
-        spec
-    } else {
-        format!("{spec},rustls_platform_verifier=off")
-    };
-    tracing_subscriber::EnvFilter::try_new(&spec)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=info"))
 }
 
 /// Asks the kernel to send us SIGTERM when our parent dies; our SIGTERM handling then stops the
