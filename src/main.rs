@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use bitrouter_mcp::home::Home;
 use bitrouter_mcp::routing::PluginConfig;
+use bitrouter_mcp::routing::login;
 use bitrouter_mcp::routing::source::ConfigSource;
-use bitrouter_mcp::routing::{credentials, env_file};
 use bitrouter_mcp::server::{self, AppState, dashboard};
 use bitrouter_mcp::supervisor::{Supervisor, SupervisorOptions, install};
 use cli::{AuthCommand, Cli, Command, DaemonCommand, LoginArgs};
@@ -166,53 +166,37 @@ fn exit_with_parent() -> Result<(), String> {
     Err("--exit-with-parent is only supported on Linux".into())
 }
 
-/// `auth login`: collects NAME=value pairs (prompt, stdin or flags) and merges them into `.env`.
+/// `auth login`: reads the keys from where the flags say (the terminal is read here only) and
+/// hands them to the library to check and save.
 fn auth_login(home: &Home, config: &PluginConfig, args: LoginArgs) -> Result<(), String> {
-    use std::io::{BufRead, IsTerminal};
-    let mut entries = std::collections::BTreeMap::new();
-    let mut add = |pair: &str, origin: &str| -> Result<(), String> {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("{origin}: expected NAME=value (e.g. OPENAI_API_KEY=sk-...)"))?;
-        let (name, value) = (name.trim(), value.trim());
-        env_file::validate_entry(name, value).map_err(|e| format!("{origin}: {e}"))?;
-        entries.insert(name.to_string(), value.to_string());
-        Ok(())
-    };
-    if args.stdin {
-        for (i, line) in std::io::stdin().lock().lines().enumerate() {
-            let line = line.map_err(|e| format!("reading stdin: {e}"))?;
-            let line = line.trim();
-            if !line.is_empty() && !line.starts_with('#') {
-                add(line, &format!("stdin line {}", i + 1))?;
-            }
-        }
+    use std::io::{IsTerminal, Read};
+    let keys = if args.stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("reading stdin: {e}"))?;
+        login::Keys::from_lines(&text)
     } else if !args.set.is_empty() {
-        for pair in &args.set {
-            add(pair, "--set")?;
-        }
+        login::Keys::from_pairs(&args.set)
     } else if std::io::stdin().is_terminal() {
-        let vars = credentials::login_vars(config);
         eprintln!("Enter provider API keys (input is hidden; press Enter to skip one).");
-        for var in vars {
+        let mut answers = Vec::new();
+        for var in login::prompts(config) {
             let value = rpassword::prompt_password(format!("{var}: "))
                 .map_err(|e| format!("reading {var}: {e}"))?;
-            if !value.trim().is_empty() {
-                add(&format!("{var}={}", value.trim()), &var)?;
-            }
+            answers.push((var, value));
         }
+        login::Keys::from_answers(answers)
     } else {
         return Err("no terminal to prompt on: pass keys with --stdin (NAME=value lines) or --set NAME=value".into());
     }
-    if entries.is_empty() {
+    .map_err(|e| e.to_string())?;
+    if keys.is_empty() {
         eprintln!("nothing to save");
         return Ok(());
     }
-    let path = home.env_file();
-    env_file::update(&path, |k| entries.contains_key(k), &entries)
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    let names: Vec<&str> = entries.keys().map(String::as_str).collect();
-    eprintln!("saved {} to {}", names.join(", "), path.display());
+    let path = login::save(home, &keys).map_err(|e| e.to_string())?;
+    eprintln!("saved {} to {}", keys.names().join(", "), path.display());
     Ok(())
 }
 
@@ -259,20 +243,7 @@ async fn open_dashboard(home: &Home, no_open: bool) -> Result<(), String> {
             home.data_dir().display()
         )
     };
-    let addr = dashboard::recorded_address(home).ok_or_else(none)?;
-    let url = dashboard::url(addr);
-    let probe = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let reachable = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        tokio::net::TcpStream::connect(probe),
-    )
-    .await;
-    if !matches!(reachable, Ok(Ok(_))) {
-        return Err(none());
-    }
+    let url = dashboard::running_url(home).await.ok_or_else(none)?;
     writeln!(std::io::stdout(), "{url}").map_err(|e| format!("writing stdout: {e}"))?;
     if !no_open {
         open_in_browser(&url);
