@@ -2,20 +2,18 @@
 
 mod cli;
 
+use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 use bitrouter_mcp::home::Home;
+use bitrouter_mcp::lifecycle::{self, ServeOptions};
 use bitrouter_mcp::routing::PluginConfig;
 use bitrouter_mcp::routing::login;
-use bitrouter_mcp::routing::source::ConfigSource;
-use bitrouter_mcp::server::{self, AppState, dashboard};
-use bitrouter_mcp::supervisor::{Supervisor, SupervisorOptions, install};
+use bitrouter_mcp::server::dashboard;
+use bitrouter_mcp::supervisor::{SupervisorOptions, install};
 use cli::{AuthCommand, Cli, Command, DaemonCommand, LoginArgs};
-use std::io::Write;
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
@@ -54,62 +52,19 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     match cli.command {
         Command::Serve(args) => {
-            if args.exit_with_parent {
-                exit_with_parent()?;
-            }
-            // Seeds and keys written by other tools (the bitrouter CLI writes them 0644) become
-            // private before anything serves them.
-            let bitrouter_home = home.bitrouter_home();
-            if let Err(e) = bitrouter_mcp::fsutil::harden_tree(&bitrouter_home) {
-                tracing::warn!(path = %bitrouter_home.display(), error = %e, "cannot make private");
-            }
-            let shutdown = CancellationToken::new();
-            let options = SupervisorOptions {
-                binary: args.bitrouter.clone(),
-                auto_install: std::env::var("BITROUTER_MCP_AUTO_INSTALL").as_deref() != Ok("0"),
-                ..Default::default()
+            let options = ServeOptions {
+                http: args.http,
+                auth_token: args.auth_token,
+                exit_with_parent: args.exit_with_parent,
+                supervisor: SupervisorOptions {
+                    binary: args.bitrouter,
+                    auto_install: std::env::var("BITROUTER_MCP_AUTO_INSTALL").as_deref() != Ok("0"),
+                    ..Default::default()
+                },
             };
-            let transport = match args.http {
-                Some(addr) => format!("http://{addr}/mcp"),
-                None => "stdio".to_string(),
-            };
-            let (state, supervisor) = AppState::start(
-                home,
-                config,
-                cli.config.clone(),
-                transport,
-                options,
-                shutdown.clone(),
-            );
-            let state = Arc::new(state);
-            tokio::spawn(handle_signals(
-                shutdown.clone(),
-                state.supervisor.clone(),
-                state.config.clone(),
-            ));
-            let served = if let Some(addr) = args.http {
-                let home = state.home.clone();
-                let bound = std::sync::Mutex::new(None);
-                let served =
-                    server::http::serve(state, addr, args.auth_token, shutdown.clone(), |a| {
-                        dashboard::record_address(&home, a);
-                        if let Ok(mut b) = bound.lock() {
-                            *b = Some(a);
-                        }
-                    })
-                    .await;
-                if let Some(a) = bound.lock().ok().and_then(|b| *b) {
-                    dashboard::forget_address(&home, a);
-                }
-                served
-            } else {
-                // Returns when the client closes stdin: that ends the server too.
-                server::stdio::serve(state, shutdown.clone()).await
-            };
-            // Whatever ended serving, the daemon goes down with us.
-            shutdown.cancel();
-            let _ = supervisor.await;
-            served.map_err(|e| e.to_string())
+            lifecycle::serve(home, config, cli.config, options)
+                .await
+                .map_err(|e| e.to_string())
         }
         Command::Auth {
             command: AuthCommand::Login(args),
@@ -145,27 +100,6 @@ fn limit_malloc_arenas() {
     }
 }
 
-/// Asks the kernel to send us SIGTERM when our parent dies; our SIGTERM handling then stops the
-/// daemon in order.
-#[cfg(target_os = "linux")]
-fn exit_with_parent() -> Result<(), String> {
-    // SAFETY: prctl and getppid have no memory-safety preconditions.
-    unsafe {
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
-            return Err("--exit-with-parent: prctl(PR_SET_PDEATHSIG) failed".into());
-        }
-        if libc::getppid() == 1 {
-            return Err("--exit-with-parent: the parent process has already exited".into());
-        }
-    }
-    Ok(())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn exit_with_parent() -> Result<(), String> {
-    Err("--exit-with-parent is only supported on Linux".into())
-}
-
 /// `auth login`: reads the keys from where the flags say (the terminal is read here only) and
 /// hands them to the library to check and save.
 fn auth_login(home: &Home, config: &PluginConfig, args: LoginArgs) -> Result<(), String> {
@@ -198,39 +132,6 @@ fn auth_login(home: &Home, config: &PluginConfig, args: LoginArgs) -> Result<(),
     let path = login::save(home, &keys).map_err(|e| e.to_string())?;
     eprintln!("saved {} to {}", keys.names().join(", "), path.display());
     Ok(())
-}
-
-/// SIGINT or SIGTERM fire `shutdown`; SIGHUP re-reads the config and restarts the daemon (which
-/// also clears `failed`).
-async fn handle_signals(
-    shutdown: CancellationToken,
-    supervisor: Supervisor,
-    source: Arc<ConfigSource>,
-) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::warn!("cannot listen for SIGTERM/SIGHUP; only Ctrl-C stops the server");
-        let _ = tokio::signal::ctrl_c().await;
-        shutdown.cancel();
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading the config and restarting the daemon");
-                if !source.reload() {
-                    supervisor.request_restart();
-                }
-            }
-        }
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }
 
 /// `dashboard`: prints the page's URL of the HTTP server running on this data dir and opens it
