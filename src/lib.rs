@@ -3,6 +3,8 @@
 //!
 //! Module map:
 //! - [`home`]: every path the project reads or writes, in one type.
+//! - [`lifecycle`]: one `serve` process's life: its tasks, signals, and the shutdown order.
+//! - [`logging`]: this process's own log (stderr, colour only on a terminal).
 //! - [`redact`]: masking of secrets in anything shown.
 //! - [`fsutil`]: atomic, private file writes (keys, tokens, `.env`).
 //! - [`auth`]: BitRouter's on-disk accounts and JWTs, byte-compatible with `bitrouter` 0.11.0.
@@ -18,6 +20,8 @@ pub mod auth;
 pub mod daemon_api;
 pub mod fsutil;
 pub mod home;
+pub mod lifecycle;
+pub mod logging;
 pub mod redact;
 pub mod routing;
 pub mod server;

@@ -11,6 +11,7 @@ pub mod daemon_config;
 pub mod endpoints;
 pub mod env_file;
 pub mod health;
+pub mod login;
 pub mod probe;
 pub mod source;
 pub mod table;

@@ -189,6 +189,23 @@ pub fn recorded_address(home: &Home) -> Option<SocketAddr> {
         .ok()
 }
 
+/// The page's URL of the HTTP server running on this data dir: its recorded address, if
+/// something answers there within 2 s. `None` when no server is running.
+pub async fn running_url(home: &Home) -> Option<String> {
+    let addr = recorded_address(home)?;
+    let url = url(addr);
+    let probe = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let reachable = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::net::TcpStream::connect(probe),
+    )
+    .await;
+    matches!(reachable, Ok(Ok(_))).then_some(url)
+}
+
 /// The page's URL for a server bound to `bound`: an unspecified bind is reached on loopback.
 pub fn url(bound: SocketAddr) -> String {
     let ip = match bound.ip() {

@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use super::peer::SameUser;
@@ -92,7 +93,7 @@ async fn require_bearer(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(expected) {
+        if !token_matches(given, expected) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -102,4 +103,26 @@ async fn require_bearer(
         }
     }
     next.run(request).await
+}
+
+/// Whether the bearer token sent is the expected one. Compared in constant time: `==` stops at
+/// the first differing byte, and on a LAN bind that timing would let a client guess the token
+/// byte by byte. Only the length can leak, and it says nothing about the token's bytes.
+fn token_matches(given: Option<&str>, expected: &str) -> bool {
+    given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        assert!(token_matches(Some("s3cret-token"), "s3cret-token"));
+        assert!(!token_matches(Some("s3cret-tokeN"), "s3cret-token"));
+        assert!(!token_matches(Some("s3cret-token "), "s3cret-token"));
+        assert!(!token_matches(Some("s3cret"), "s3cret-token"));
+        assert!(!token_matches(Some(""), "s3cret-token"));
+        assert!(!token_matches(None, "s3cret-token"));
+    }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{OnceCell, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::subscriptions::Subscribers;
 use crate::auth::{now_unix, rfc3339};
@@ -68,12 +69,44 @@ impl schemars::JsonSchema for StatusJson {
 }
 
 impl AppState {
-    /// Builds the state and starts the config watcher, the supervisor (which first takes or
-    /// waits for the data dir's ownership), the route control plane and the publication of
-    /// their state (once owner). `transport` names how this server is reached (`stdio` or its
-    /// URL), for other servers' status. The returned task ends once the daemon is stopped after
-    /// `shutdown`.
+    /// [`AppState::start_on`] with a tracker of its own, for callers that manage no other
+    /// tasks (benchmarks): the returned task ends once every task has ended after `shutdown`
+    /// and the ownership is withdrawn.
     pub fn start(
+        home: Home,
+        config: PluginConfig,
+        config_file: Option<PathBuf>,
+        transport: String,
+        options: SupervisorOptions,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let tasks = TaskTracker::new();
+        let (state, _) = Self::start_on(
+            &tasks,
+            home,
+            config,
+            config_file,
+            transport,
+            options,
+            shutdown,
+        );
+        tasks.close();
+        let ownership = state.ownership.clone();
+        let done = tokio::spawn(async move {
+            tasks.wait().await;
+            ownership.withdraw();
+        });
+        (state, done)
+    }
+
+    /// Builds the state and starts, as `tasks`, the config watcher, the supervisor (which first
+    /// takes or waits for the data dir's ownership), the route control plane, the publication of
+    /// their state (once owner) and the route-change notifications. Every one of them ends on
+    /// `shutdown`. `transport` names how this server is reached (`stdio` or its URL), for other
+    /// servers' status. The returned task is the supervisor's: it ends once the daemon is
+    /// stopped after `shutdown`. The caller withdraws the ownership once `tasks` are joined.
+    pub fn start_on(
+        tasks: &TaskTracker,
         home: Home,
         config: PluginConfig,
         config_file: Option<PathBuf>,
@@ -87,7 +120,7 @@ impl AppState {
             config_file: config_file.as_ref().map(|p| p.display().to_string()),
         };
         let source = ConfigSource::new(config_file, config);
-        tokio::spawn(source.clone().watch(CONFIG_POLL, shutdown.clone()));
+        tasks.spawn(source.clone().watch(CONFIG_POLL, shutdown.clone()));
         let ownership = Ownership::new(home.clone(), me);
         let binary_override = options.binary.clone();
         let plane = RoutePlane::new(home.clone(), source.current());
@@ -95,7 +128,7 @@ impl AppState {
             // The control plane runs in the owner only, as one unit.
             let (plane, configs) = (plane.clone(), source.subscribe());
             let (ownership, shutdown) = (ownership.clone(), shutdown.clone());
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 if ownership.owned(&shutdown).await {
                     plane.run(configs, shutdown).await;
                 }
@@ -103,7 +136,7 @@ impl AppState {
         }
         let (route_changes, changes) = watch::channel(0u64);
         let subscribers = Arc::new(Subscribers::default());
-        tokio::spawn(subscribers.clone().forward(changes));
+        tasks.spawn(subscribers.clone().forward(changes, shutdown.clone()));
         let (supervisor, supervised) = Supervisor::start(
             home.clone(),
             source.subscribe(),
@@ -111,28 +144,21 @@ impl AppState {
             Some(plane.clone()),
             ownership.clone(),
             shutdown.clone(),
+            tasks,
         );
-        tokio::spawn(feed_route_changes(
+        tasks.spawn(feed_route_changes(
             ownership.clone(),
             plane.clone(),
             route_changes.clone(),
             shutdown.clone(),
         ));
-        let publisher = tokio::spawn(publish(
+        tasks.spawn(publish(
             ownership.clone(),
             supervisor.clone(),
             plane.clone(),
             source.clone(),
             shutdown,
         ));
-        let task = {
-            let ownership = ownership.clone();
-            tokio::spawn(async move {
-                let _ = supervised.await;
-                let _ = publisher.await;
-                ownership.withdraw();
-            })
-        };
         let state = Self {
             home,
             config: source,
@@ -145,7 +171,7 @@ impl AppState {
             binary_override,
             binary: OnceCell::new(),
         };
-        (state, task)
+        (state, supervised)
     }
 
     /// What the owner publishes to followers, and shows itself.

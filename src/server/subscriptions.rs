@@ -8,6 +8,7 @@ use rmcp::RoleServer;
 use rmcp::model::ResourceUpdatedNotificationParam;
 use rmcp::service::{Peer, RequestContext};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::ROUTES_URI;
 
@@ -41,9 +42,17 @@ impl Subscribers {
     }
 
     /// Sends `notifications/resources/updated` for the route table on every change, dropping
-    /// peers whose transport closed. Ends when `changes` has no sender left.
-    pub async fn forward(self: Arc<Self>, mut changes: watch::Receiver<u64>) {
-        while changes.changed().await.is_ok() {
+    /// peers whose transport closed. Ends on `shutdown` or when `changes` has no sender left.
+    pub async fn forward(
+        self: Arc<Self>,
+        mut changes: watch::Receiver<u64>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
             let peers: Vec<_> = self.lock().clone();
             for (session, peer) in peers {
                 let sent = if peer.is_transport_closed() {

@@ -19,6 +19,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use self::binary::BinaryInfo;
 use self::logs::RotatingLog;
@@ -121,8 +122,8 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Starts supervising (when `config.auto_start`) until `shutdown`, once this server owns the
-    /// data dir (`ownership`: it waits for that first); the returned task ends after the daemon
-    /// has been stopped.
+    /// data dir (`ownership`: it waits for that first); the returned task, one of `tasks`, ends
+    /// after the daemon has been stopped.
     /// `plane`, when given, gets its routes re-applied after every (re)start before the daemon is
     /// reported healthy, and hears about health changes.
     pub fn start(
@@ -132,6 +133,7 @@ impl Supervisor {
         plane: Option<Arc<RoutePlane>>,
         ownership: Arc<Ownership>,
         shutdown: CancellationToken,
+        tasks: &TaskTracker,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let log_path = home.logs_dir().join(logs::LOG_NAME);
         let config = configs.borrow().clone();
@@ -169,9 +171,10 @@ impl Supervisor {
             options,
             ownership,
             shutdown,
+            tasks: tasks.clone(),
             holding: std::sync::atomic::AtomicBool::new(false),
         };
-        (me, tokio::spawn(run.run()))
+        (me, tasks.spawn(run.run()))
     }
 
     /// The daemon's status now, with a fresh log tail and uptime.
@@ -283,6 +286,8 @@ struct Run {
     options: SupervisorOptions,
     ownership: Arc<Ownership>,
     shutdown: CancellationToken,
+    /// The server's tasks; a background install joins them.
+    tasks: TaskTracker,
     /// A new config waits for its port: the daemon keeps serving the old one, and the control
     /// plane (which already follows the new address) is told the daemon is not there.
     holding: std::sync::atomic::AtomicBool,
@@ -766,9 +771,11 @@ impl Run {
     }
 
     /// Builds the pinned daemon while MCP keeps serving; status shows the progress, and the
-    /// supervisor starts the daemon as soon as the build is done.
+    /// supervisor starts the daemon as soon as the build is done. Shutdown abandons the build
+    /// (the cargo child is killed with it) rather than wait minutes for it.
     fn install_in_background(&self, log: Arc<Mutex<RotatingLog>>) {
         let shared = self.shared.clone();
+        let shutdown = self.shutdown.clone();
         let started = Instant::now();
         let set_error = move |shared: &Shared, text: String| {
             if let Ok(mut s) = shared.status.write() {
@@ -776,8 +783,8 @@ impl Run {
             }
         };
         tracing::info!("bitrouter not found; building the pinned release in the background");
-        tokio::spawn(async move {
-            let result = install::install(|line| {
+        self.tasks.spawn(async move {
+            let install = install::install(|line| {
                 set_error(
                     &shared,
                     format!(
@@ -789,8 +796,11 @@ impl Run {
                 if let Ok(mut l) = log.lock() {
                     l.note(&format!("install: {line}"));
                 }
-            })
-            .await;
+            });
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = install => result,
+            };
             match result {
                 Ok(path) => {
                     tracing::info!(path = %path.display(), "bitrouter installed");

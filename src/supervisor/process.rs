@@ -49,6 +49,9 @@ pub fn spawn(
             std::env::var("BITROUTER_LOG")
                 .unwrap_or_else(|_| "info,warp::filters::trace=warn,sqlx=warn".into()),
         )
+        // The daemon colours its log even into a pipe but honours NO_COLOR (verified on 0.11.0);
+        // the log writer still strips colour from a daemon that does not.
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
