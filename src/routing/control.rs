@@ -27,10 +27,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{PluginConfig, Strategy};
-use super::endpoints::{self, Target};
 use super::env_file;
 use super::health::{self, HealthPolicy, ProbeState};
 use super::probe::{self, UpstreamClient};
+use super::resolve::{self, Target};
 use super::table::{
     EndpointMetrics, EndpointState, ForeignChange, MetricsTable, RouteEntry, RouteTable, Switch,
 };
@@ -165,7 +165,7 @@ struct Setup {
 impl Setup {
     fn new(config: Arc<PluginConfig>) -> Arc<Self> {
         Arc::new(Self {
-            targets: endpoints::targets(&config),
+            targets: resolve::targets(&config),
             client: DaemonClient::new(&config.listen_addr()),
             options: PlaneOptions::from_config(&config),
             config,

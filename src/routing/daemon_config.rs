@@ -11,14 +11,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::config::PluginConfig;
-use super::credentials::env_reference;
-use super::endpoints::{self, builtin, effective_env_prefix, managed_var};
-use super::env_file;
+use super::config::{PluginConfig, effective_env_prefix};
+use super::env_file::{self, MANAGED_PREFIX, env_reference, managed_var};
+use super::providers::builtin;
+use super::resolve;
 use crate::fsutil;
-
-/// Prefix of every `.env` variable this project manages; other lines are the user's.
-pub const MANAGED_PREFIX: &str = "BITROUTER_MCP_";
 
 #[derive(Debug, Serialize)]
 struct Yaml {
@@ -96,7 +93,7 @@ pub fn render(config: &PluginConfig) -> DaemonConfig {
         );
     }
     let mut models: BTreeMap<String, Model> = BTreeMap::new();
-    let targets = endpoints::targets(config);
+    let targets = resolve::targets(config);
     for t in &targets {
         if t.daemon_provider != t.provider {
             // An endpoint with its own key or base: a provider of its own deriving from its
@@ -277,5 +274,36 @@ mod tests {
             !write(&render(&config), &yaml, &env).unwrap(),
             "unchanged config, no write"
         );
+    }
+
+    #[test]
+    fn generated_names_never_merge_models_that_differ() {
+        let config = PluginConfig::parse(
+            r#"{"models": {
+                "team-a": {"endpoints": [{"provider": "openai", "modelId": "m", "apiKey": "key-dash"}]},
+                "team_a": {"endpoints": [{"provider": "openai", "modelId": "m", "apiKey": "key-under"}]},
+                "Smart": {"endpoints": [{"provider": "openai", "modelId": "m", "apiKey": "key-upper"}]},
+                "smart": {"endpoints": [{"provider": "openai", "modelId": "m", "apiKey": "key-lower"}]}}}"#,
+        )
+        .unwrap();
+        let t = crate::routing::resolve::targets(&config);
+        let names: std::collections::BTreeSet<&str> =
+            t.iter().map(|t| t.daemon_provider.as_str()).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        let vars: std::collections::BTreeSet<String> =
+            names.iter().map(|n| env_file::managed_var(&[n])).collect();
+        assert_eq!(vars.len(), 4, "{vars:?}");
+        // Plain lower-case names keep the readable form.
+        assert!(names.contains("openai__smart_0"), "{names:?}");
+        let rendered = render(&config);
+        let keys: std::collections::BTreeSet<&str> =
+            rendered.env.values().map(String::as_str).collect();
+        assert_eq!(
+            keys.len(),
+            4,
+            "each key kept under its own variable: {:?}",
+            rendered.env
+        );
+        assert!(crate::routing::config::name_collisions(&config).is_empty());
     }
 }
