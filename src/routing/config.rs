@@ -190,10 +190,11 @@ impl PluginConfig {
                         .into(),
             });
         }
-        let config: PluginConfig = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "<inline>".into(),
-            message: hide_values(&e.to_string()),
-        })?;
+        let config: PluginConfig =
+            serde_norway::from_str(text).map_err(|e| ConfigError::Parse {
+                path: "<inline>".into(),
+                message: hide_values(&e.to_string()),
+            })?;
         config.validate()?;
         Ok(config)
     }
