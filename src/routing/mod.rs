@@ -11,6 +11,7 @@ pub mod env_file;
 pub mod health;
 pub mod probe;
 pub mod providers;
+pub mod rejections;
 pub mod resolve;
 pub mod source;
 pub mod table;
@@ -23,7 +24,7 @@ pub use table::RouteTable;
 #[cfg(test)]
 mod tests {
     /// Each routing module's source without its tests, by name.
-    const SOURCES: [(&str, &str); 11] = [
+    const SOURCES: [(&str, &str); 12] = [
         ("config", include_str!("config.rs")),
         ("control", include_str!("control.rs")),
         ("credentials", include_str!("credentials.rs")),
@@ -32,6 +33,7 @@ mod tests {
         ("health", include_str!("health.rs")),
         ("probe", include_str!("probe.rs")),
         ("providers", include_str!("providers.rs")),
+        ("rejections", include_str!("rejections.rs")),
         ("resolve", include_str!("resolve.rs")),
         ("source", include_str!("source.rs")),
         ("table", include_str!("table.rs")),
