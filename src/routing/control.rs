@@ -4,7 +4,9 @@
 //! BitRouter 0.11.0's `priority` strategy always uses the first endpoint, so failover is ours:
 //! - **Active probes** (every `healthCheckIntervalMs`) list each upstream's models with its key.
 //! - **Passive detection** (every `metricsPollMs`, from the daemon's `/v1/metrics`): failures of
-//!   real traffic trip an endpoint's circuit breaker.
+//!   real traffic trip an endpoint's circuit breaker. Streamed requests that failed before their
+//!   stream, which the daemon counts nowhere, come from its log lines (`rejections`, fed by the
+//!   supervisor's log writer).
 //! - **Trials**: when a breaker's cooldown ends, one minimal real request (one output token) goes
 //!   to that upstream directly; only a passed trial puts the endpoint back.
 //! - **Applying**: each virtual model gets a dynamic route (`POST /admin/routes`) listing its
