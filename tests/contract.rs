@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use bitrouter_mcp::routing::PluginConfig;
 use bitrouter_mcp::routing::contract::{manifest_schema, server_facts};
-use bitrouter_mcp::routing::credentials::{env_reference, login_vars};
+use bitrouter_mcp::routing::credentials::login_vars;
+use bitrouter_mcp::routing::env_file::env_reference;
 use serde_json::Value;
 
 fn repo(path: &str) -> PathBuf {

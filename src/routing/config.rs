@@ -2,6 +2,11 @@
 //!
 //! Parsing rejects unknown keys by name; [`PluginConfig::validate`] then checks meaning and names
 //! the path of every problem (`models.smart.endpoints[1].provider: unknown provider ...`).
+//!
+//! The names the daemon will know a config's things by (each provider's key variable prefix, the
+//! synthetic provider of an endpoint with its own key or base) are derived here too: validation
+//! refuses a config whose generated names collide, and the resolver and renderer use the same
+//! functions, so the three never disagree.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -10,7 +15,8 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::endpoints::{builtin, builtin_names};
+use super::env_file::managed_var;
+use super::providers::{builtin, builtin_names};
 
 fn default_port() -> u16 {
     8787
@@ -206,10 +212,11 @@ impl PluginConfig {
                         .into(),
             });
         }
-        let config: PluginConfig = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: "<inline>".into(),
-            message: hide_values(&e.to_string()),
-        })?;
+        let config: PluginConfig =
+            serde_norway::from_str(text).map_err(|e| ConfigError::Parse {
+                path: "<inline>".into(),
+                message: hide_values(&e.to_string()),
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -340,7 +347,7 @@ impl PluginConfig {
         }
         if errors.is_empty() {
             // Only a config that is otherwise valid has meaningful generated names.
-            errors.extend(super::endpoints::name_collisions(self));
+            errors.extend(name_collisions(self));
         }
         if errors.is_empty() {
             Ok(())
@@ -530,6 +537,150 @@ pub fn env_reference_problem(key: &str) -> Option<&'static str> {
         "starts with \"${\" but is not a variable reference: expected ${NAME} with NAME made of \
          letters, digits and _ (e.g. \"${OPENAI_API_KEY}\")",
     )
+}
+
+// The names the daemon knows providers and endpoints by.
+
+/// The env prefix the daemon config gives a configured provider (see `daemon_config`): the
+/// user's, ours when a key is configured (so it wins over an inherited prefix), the built-in's,
+/// or the provider's own name.
+pub fn effective_env_prefix(name: &str, p: Option<&ProviderConfig>) -> String {
+    match p {
+        Some(ProviderConfig {
+            env_prefix: Some(prefix),
+            ..
+        }) => prefix.clone(),
+        Some(ProviderConfig {
+            api_key: Some(_), ..
+        }) => managed_var(&[name]),
+        _ => match builtin(name) {
+            Some(b) => b.env_prefix.to_string(),
+            None => name.to_ascii_uppercase().replace('-', "_"),
+        },
+    }
+}
+
+impl EndpointConfig {
+    /// The provider this endpoint has in the daemon: its own provider, or with its own key or
+    /// base URL a synthetic one (see [`synthetic_provider`]), since BitRouter's dynamic routes
+    /// carry only `provider` + `model_id`.
+    pub fn daemon_provider(&self, model: &str, index: usize) -> String {
+        if self.api_key.is_some() || self.api_base.is_some() {
+            synthetic_provider(&self.provider, model, index)
+        } else {
+            self.provider.clone()
+        }
+    }
+}
+
+/// The synthetic provider name for an endpoint with its own key or base URL:
+/// `<provider>__<model>_<index>`. Model names are free text but provider names and `.env`
+/// variables are not (lower-case, and `-` becomes `_` in a variable), so a model name that does
+/// not survive that unchanged (`team_a`, `Smart`) gets a hash of its exact spelling appended:
+/// `team-a` and `team_a`, or `Smart` and `smart`, never share a provider or a key.
+/// [`PluginConfig::validate`] still refuses any generated name that collides, naming both.
+pub fn synthetic_provider(provider: &str, model: &str, index: usize) -> String {
+    let slug: String = model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let lossless = model
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if lossless {
+        format!("{provider}__{slug}_{index}")
+    } else {
+        format!("{provider}__{slug}_{:08x}_{index}", fnv1a(model.as_bytes()))
+    }
+}
+
+/// FNV-1a, 32 bits: a stable hash (the std hasher may change between Rust releases, which
+/// would rename providers on an upgrade).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Generated names that would collide: two endpoints or providers sharing a daemon provider or
+/// a key variable would send one upstream the other's key. Each problem names both.
+pub fn name_collisions(config: &PluginConfig) -> Vec<String> {
+    let label_provider = |name: &str| {
+        if may_be_secret(name) {
+            format!("providers.<{}>", shown(name))
+        } else {
+            format!("providers.{name}")
+        }
+    };
+    let mut errors = Vec::new();
+    // Key variable prefixes: generated ones must be unique, and not equal a prefix the user
+    // gave another provider.
+    let mut prefixes: BTreeMap<String, String> = BTreeMap::new();
+    for (name, p) in &config.providers {
+        if let Some(prefix) = &p.env_prefix {
+            prefixes
+                .entry(prefix.clone())
+                .or_insert_with(|| label_provider(name));
+        }
+    }
+    let mut claim =
+        |prefix: String, who: String, errors: &mut Vec<String>| match prefixes.get(&prefix) {
+            Some(other) if *other != who => errors.push(format!(
+                "{other} and {who} would share the key variable {prefix}_API_KEY, so one \
+                 upstream would get the other's key: rename one of them"
+            )),
+            Some(_) => {}
+            None => {
+                prefixes.insert(prefix, who);
+            }
+        };
+    for (name, p) in &config.providers {
+        if p.env_prefix.is_none() && (p.api_key.is_some() || builtin(name).is_none()) {
+            claim(
+                effective_env_prefix(name, Some(p)),
+                label_provider(name),
+                &mut errors,
+            );
+        }
+    }
+    let mut daemon_names: BTreeMap<String, String> = builtin_names()
+        .map(|n| (n.to_string(), format!("the built-in provider {n}")))
+        .collect();
+    for name in config.providers.keys() {
+        daemon_names.insert(name.clone(), label_provider(name));
+    }
+    for (model, m) in &config.models {
+        for (index, e) in m.endpoints.iter().enumerate() {
+            if e.api_key.is_none() && e.api_base.is_none() {
+                continue;
+            }
+            let daemon_provider = e.daemon_provider(model, index);
+            let model = if may_be_secret(model) {
+                format!("<{}>", shown(model))
+            } else {
+                model.clone()
+            };
+            let who = format!("models.{model}.endpoints[{index}]");
+            match daemon_names.get(&daemon_provider) {
+                Some(other) => errors.push(format!(
+                    "{other} and {who} would share the daemon provider {daemon_provider}: rename one of them"
+                )),
+                None => {
+                    daemon_names.insert(daemon_provider.clone(), who.clone());
+                }
+            }
+            if e.api_key.is_some() {
+                claim(managed_var(&[&daemon_provider]), who, &mut errors);
+            }
+        }
+    }
+    errors
 }
 
 #[cfg(test)]

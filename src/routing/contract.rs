@@ -12,7 +12,7 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
 use super::config::{ENV_REFERENCE_PATTERN, METRICS_POLL_MS, PluginConfig};
-use super::endpoints::BUILTINS;
+use super::providers::BUILTINS;
 
 fn default_mcp_port() -> u16 {
     8788

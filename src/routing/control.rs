@@ -4,7 +4,9 @@
 //! BitRouter 0.11.0's `priority` strategy always uses the first endpoint, so failover is ours:
 //! - **Active probes** (every `healthCheckIntervalMs`) list each upstream's models with its key.
 //! - **Passive detection** (every `metricsPollMs`, from the daemon's `/v1/metrics`): failures of
-//!   real traffic trip an endpoint's circuit breaker.
+//!   real traffic trip an endpoint's circuit breaker. Streamed requests that failed before their
+//!   stream, which the daemon counts nowhere, come from its log lines (`rejections`, fed by the
+//!   supervisor's log writer).
 //! - **Trials**: when a breaker's cooldown ends, one minimal real request (one output token) goes
 //!   to that upstream directly; only a passed trial puts the endpoint back.
 //! - **Applying**: each virtual model gets a dynamic route (`POST /admin/routes`) listing its
@@ -27,10 +29,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{PluginConfig, Strategy};
-use super::endpoints::{self, Target};
 use super::env_file;
 use super::health::{self, HealthPolicy, ProbeState};
 use super::probe::{self, UpstreamClient};
+use super::rejections::Rejections;
+use super::resolve::{self, Target};
 use super::table::{
     EndpointMetrics, EndpointState, ForeignChange, MetricsTable, RouteEntry, RouteTable, Switch,
 };
@@ -79,33 +82,17 @@ struct State {
     /// Foreign routes already reported (model + what was found), so each is reported once.
     reported: BTreeSet<String>,
     daemon_healthy: bool,
-    /// Failures only the daemon's log shows (see [`rejected_provider`]).
+    /// Failures only the daemon's log shows (see [`super::rejections`]).
     log: LogTap,
 }
 
-/// Where the daemon log was read up to, and the failures found there that the metrics missed.
+/// The failures the daemon's log showed that its metrics missed (see [`super::rejections`]).
 #[derive(Debug, Default)]
 struct LogTap {
-    /// `None` until the first read, which starts at the end (old failures are not news).
-    offset: Option<u64>,
     /// The daemon's error totals per endpoint at the last poll.
     metrics_errors: BTreeMap<String, u64>,
     /// Failures added to each endpoint's counters, cumulative.
     extra: BTreeMap<String, u64>,
-}
-
-/// The provider a daemon log line says a request failed at. BitRouter 0.11.0 counts a streamed
-/// request that failed before its stream began (an upstream 529 or refused connection; OpenClaw
-/// always streams) neither in `/v1/metrics` nor in its spend log: only this line shows it.
-fn rejected_provider(line: &str) -> Option<&str> {
-    let rest = &line[line.find("unhandled custom rejection")?..];
-    let rest = &rest[rest.find("BitrouterRejection(")?..];
-    let start = rest
-        .find("provider: Some(\"")
-        .map(|i| i + "provider: Some(\"".len())
-        .or_else(|| rest.find("provider: \"").map(|i| i + "provider: \"".len()))?;
-    let name = &rest[start..];
-    Some(&name[..name.find('"')?])
 }
 
 /// A short-lived admin token from an in-memory key, re-minted before it expires.
@@ -165,7 +152,7 @@ struct Setup {
 impl Setup {
     fn new(config: Arc<PluginConfig>) -> Arc<Self> {
         Arc::new(Self {
-            targets: endpoints::targets(&config),
+            targets: resolve::targets(&config),
             client: DaemonClient::new(&config.listen_addr()),
             options: PlaneOptions::from_config(&config),
             config,
@@ -182,6 +169,8 @@ pub struct RoutePlane {
     /// Serializes route changes so a tick and a restore never interleave.
     applying: tokio::sync::Mutex<()>,
     table: watch::Sender<Arc<RouteTable>>,
+    /// Fed by the daemon's log writer (the supervisor's), drained at each metrics poll.
+    rejections: Arc<Rejections>,
 }
 
 fn describe_route(r: &Route) -> String {
@@ -252,9 +241,15 @@ impl RoutePlane {
                 updated_at: String::new(),
             }))
             .0,
+            rejections: Arc::default(),
         };
         plane.publish();
         Arc::new(plane)
+    }
+
+    /// The counter the daemon's log writer feeds (see [`super::rejections`]).
+    pub fn rejections(&self) -> Arc<Rejections> {
+        self.rejections.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -709,7 +704,7 @@ impl RoutePlane {
                 e.1 += c.total_errors;
             }
         }
-        let rejections = self.read_log_rejections();
+        let rejections = self.rejections.take();
         let now = Instant::now();
         let mut s = self.lock();
         // Failures the log shows beyond those the metrics counted since the last poll go to every
@@ -765,42 +760,6 @@ impl RoutePlane {
             }
         }
         changed
-    }
-
-    /// Failures per daemon provider in the daemon log's lines written since the last read.
-    fn read_log_rejections(&self) -> BTreeMap<String, u64> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut found = BTreeMap::new();
-        let path = self.home.logs_dir().join(crate::supervisor::logs::LOG_NAME);
-        let Ok(mut file) = std::fs::File::open(&path) else {
-            return found;
-        };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut s = self.lock();
-        let from = match s.log.offset {
-            None => len,
-            Some(o) if o > len => 0, // rotated
-            Some(o) => o,
-        };
-        let mut text = String::new();
-        if file.seek(SeekFrom::Start(from)).is_ok()
-            && file
-                .take(len.saturating_sub(from))
-                .read_to_string(&mut text)
-                .is_ok()
-        {
-            // Only whole lines; a partial last line is read again next time.
-            let whole = text.rfind('\n').map_or(0, |i| i + 1);
-            for line in text[..whole].lines() {
-                if let Some(p) = rejected_provider(line) {
-                    *found.entry(p.to_string()).or_default() += 1;
-                }
-            }
-            s.log.offset = Some(from + whole as u64);
-        } else {
-            s.log.offset = Some(len);
-        }
-        found
     }
 
     /// Sends a trial to every endpoint whose breaker cooldown is over.
@@ -976,29 +935,5 @@ impl RoutePlane {
         }
         probes.shutdown().await;
         trials.shutdown().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rejected_provider;
-
-    #[test]
-    fn a_rejection_line_names_its_provider() {
-        let provider = r#"2026-11-30T09:48:50Z ERROR warp::reject: unhandled custom rejection, returning 500 response: BitrouterRejection(Provider { provider: "anthropic", message: "Overloaded", context: ProviderErrorContext { status_code: Some(529) } })"#;
-        assert_eq!(rejected_provider(provider), Some("anthropic"));
-        let transport = r#"ERROR warp::reject: unhandled custom rejection, returning 500 response: BitrouterRejection(Transport { provider: Some("google__gem_0"), message: "failed to send" })"#;
-        assert_eq!(rejected_provider(transport), Some("google__gem_0"));
-        // The trace line of the same failure is not counted twice; other lines are not failures.
-        assert_eq!(
-            rejected_provider(
-                r#"ERROR request{method=POST}: warp::filters::trace: unable to process request (internal error) status=500 error=Some(Rejection(BitrouterRejection(Provider { provider: "anthropic" })))"#
-            ),
-            None
-        );
-        assert_eq!(
-            rejected_provider("INFO bitrouter::runtime::server: server listening"),
-            None
-        );
     }
 }

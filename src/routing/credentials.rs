@@ -7,8 +7,9 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::config::PluginConfig;
-use super::endpoints::{builtin, effective_env_prefix};
+use super::config::{PluginConfig, effective_env_prefix};
+use super::env_file::env_reference;
+use super::providers::builtin;
 use crate::home::Home;
 
 /// One provider as status shows it: no secret, just where its key would come from.
@@ -23,14 +24,6 @@ pub struct ProviderSummary {
     pub has_credentials: bool,
     /// Whether it was named in the config (false: a built-in picked up from the environment).
     pub configured: bool,
-}
-
-/// The env var holding a `${VAR}` reference, if the value is one.
-pub fn env_reference(value: &str) -> Option<&str> {
-    value
-        .strip_prefix("${")
-        .and_then(|v| v.strip_suffix('}'))
-        .filter(|v| !v.is_empty())
 }
 
 /// Names of the variables set in a `.env` file (values are not kept).

@@ -3,11 +3,43 @@
 //! Two writers share it: `auth login` (the user's keys, e.g. `OPENAI_API_KEY`) and the daemon
 //! config renderer (`BITROUTER_MCP_*` literals from config). Each replaces only its own names and
 //! keeps every other line. Writes are atomic, mode 0600.
+//!
+//! The names in it are settled here too: [`MANAGED_PREFIX`] marks ours, [`managed_var`] makes
+//! one, [`env_reference`] reads a `${VAR}` reference out of a config value.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::fsutil;
+
+/// Prefix of every `.env` variable this project manages; other lines are the user's.
+pub const MANAGED_PREFIX: &str = "BITROUTER_MCP_";
+
+/// `BITROUTER_MCP_<PARTS>` with non-alphanumerics as `_`.
+pub fn managed_var(parts: &[&str]) -> String {
+    let mut s = String::from(MANAGED_PREFIX);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            s.push('_');
+        }
+        s.extend(p.chars().map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        }));
+    }
+    s
+}
+
+/// The env var holding a `${VAR}` reference, if the value is one.
+pub fn env_reference(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("${")
+        .and_then(|v| v.strip_suffix('}'))
+        .filter(|v| !v.is_empty())
+}
 
 /// Names set in a `.env` text, with values.
 pub fn parse(text: &str) -> BTreeMap<String, String> {
@@ -78,7 +110,7 @@ pub fn user_fingerprint(path: &Path) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for (k, v) in read(path) {
-        if !k.starts_with(super::daemon_config::MANAGED_PREFIX) {
+        if !k.starts_with(MANAGED_PREFIX) {
             (k, v).hash(&mut h);
         }
     }

@@ -14,7 +14,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::endpoints::{Protocol, Upstream};
+use super::providers::Protocol;
+use super::resolve::Upstream;
 
 /// The outcome of one probe or trial.
 #[derive(Debug, Clone)]
@@ -474,7 +475,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::routing::endpoints::KeySource;
+    use crate::routing::resolve::KeySource;
 
     const KEY: &str = "sk-test-key-0123456789";
 

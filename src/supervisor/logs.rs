@@ -2,14 +2,19 @@
 //! `<home>/logs/daemon.log` with size-bounded rotation (`daemon.log.1` … `.N`). A flood of
 //! refused requests (the daemon warns once per 401) becomes one line and a count per minute, so
 //! it cannot push every useful line out of the log.
+//!
+//! Every line also passes a [`Rejections`] tap (when given): the control plane learns of the
+//! failures only this log shows without reading the file back.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::redact::Redactor;
+use crate::routing::rejections::Rejections;
 
 pub const LOG_NAME: &str = "daemon.log";
 
@@ -24,6 +29,8 @@ pub struct RotatingLog {
     redactor: Redactor,
     /// 401 warnings held back since the last one written: (count, when that one was written).
     refused: Option<(u64, Instant)>,
+    /// Told every daemon line, the held-back 401 warnings included.
+    tap: Option<Arc<Rejections>>,
 }
 
 /// How long 401 warnings are counted after one is written, before the next is written.
@@ -44,7 +51,14 @@ impl RotatingLog {
             size: 0,
             redactor,
             refused: None,
+            tap: None,
         }
+    }
+
+    /// Feeds every line written to `tap` too.
+    pub fn with_tap(mut self, tap: Option<Arc<Rejections>>) -> Self {
+        self.tap = tap;
+        self
     }
 
     fn file(&mut self) -> io::Result<&mut File> {
@@ -76,6 +90,9 @@ impl RotatingLog {
     /// of 401 warnings the first is written and the rest counted (see [`REFUSED_WINDOW`]).
     pub fn write_line(&mut self, line: &str) -> io::Result<()> {
         let clean = self.redactor.redact(&strip_ansi(line));
+        if let Some(tap) = &self.tap {
+            tap.observe(&clean);
+        }
         if is_refusal(&clean) {
             if let Some((count, since)) = &mut self.refused
                 && since.elapsed() < REFUSED_WINDOW
@@ -244,5 +261,23 @@ mod tests {
             "{t:?}"
         );
         assert!(t[3].contains("daemon pid 1 ended"));
+    }
+
+    #[test]
+    fn rejection_lines_reach_the_tap_as_they_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let tap = Arc::new(Rejections::default());
+        let mut log =
+            RotatingLog::new(dir.path(), 1 << 20, 2, Redactor::new([])).with_tap(Some(tap.clone()));
+        // As the daemon writes it: coloured.
+        log.write_line("\u{1b}[31mERROR\u{1b}[0m \u{1b}[2mwarp::reject\u{1b}[0m: unhandled custom rejection, returning 500 response: BitrouterRejection(Provider { provider: \"anthropic\", message: \"Overloaded\" })")
+            .unwrap();
+        log.write_line("INFO server listening").unwrap();
+        log.note("daemon pid 1 ended");
+        assert_eq!(
+            tap.take().into_iter().collect::<Vec<_>>(),
+            [("anthropic".to_string(), 1)]
+        );
+        assert!(tap.take().is_empty());
     }
 }

@@ -355,12 +355,15 @@ impl Run {
         }
         let config = self.configs.borrow().clone();
         let mut owner = Owner {
-            log: Arc::new(Mutex::new(RotatingLog::new(
-                &self.home.logs_dir(),
-                self.options.log_max_bytes,
-                self.options.log_keep,
-                DaemonFiles::render(&config).redactor(&self.home),
-            ))),
+            log: Arc::new(Mutex::new(
+                RotatingLog::new(
+                    &self.home.logs_dir(),
+                    self.options.log_max_bytes,
+                    self.options.log_keep,
+                    DaemonFiles::render(&config).redactor(&self.home),
+                )
+                .with_tap(self.plane.as_ref().map(|p| p.rejections())),
+            )),
             tracker: RestartTracker::new(self.options.policy),
             install_started: false,
         };

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ErrorCode, ToolError};
 use crate::home::Home;
-use crate::routing::endpoints::targets;
+use crate::routing::resolve::targets;
 use crate::routing::{PluginConfig, Strategy};
 use crate::spend_log::{Entry, Found, MAX_ROWS, Mirror, SharedMirror};
 
@@ -219,7 +219,7 @@ fn attribute(config: &PluginConfig, endpoints: &[(String, String)]) -> Vec<Attri
                     fallback: Some(false),
                 };
             };
-            let is_fallback = |t: &&&crate::routing::endpoints::Target| {
+            let is_fallback = |t: &&&crate::routing::resolve::Target| {
                 let strategy = config.models.get(&t.model).map(|m| m.strategy);
                 strategy == Some(Strategy::Priority) && t.index > 0
             };
