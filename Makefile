@@ -26,8 +26,9 @@ lint:
 rust-test: bitrouter chromium
 	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo test --locked
 
+# npm ci: the plugin's one dependency (the MCP SDK) at the committed lockfile's versions.
 adapter-test:
-	cd openclaw-adapter && node --test
+	cd openclaw-adapter && npm ci --prefer-offline --no-audit --no-fund --loglevel=error && node --test
 
 # MCP Inspector CLI + official conformance suite against the debug build (Node from npm, cached).
 conformance: rust-test

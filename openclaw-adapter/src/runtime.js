@@ -23,7 +23,7 @@ import {
   resolveConfig,
   writeServerConfigFile,
 } from "./config.js";
-import { McpHttpClient, isConnectionRefused } from "./mcp-client.js";
+import { AUTH_TOKEN_ENV, McpHttpClient, isConnectionRefused } from "./mcp-client.js";
 import { API_KEY_ENV } from "./provider.js";
 import { RouteCache } from "./routing.js";
 
@@ -108,7 +108,8 @@ export class BitrouterRuntime {
     this.spawn = deps.spawn ?? nodeSpawn;
     this.createClient =
       deps.createClient ??
-      ((url, o) => new McpHttpClient({ url, logger, requestTimeoutMs: o.requestTimeoutMs, eventStream: o.eventStream }));
+      ((url, o) =>
+        new McpHttpClient({ url, logger, requestTimeoutMs: o.requestTimeoutMs, eventStream: o.eventStream, authToken: this.env[AUTH_TOKEN_ENV] || undefined }));
     this.resolveBinary = deps.resolveBinary ?? defaultResolveBinary;
     this.env = deps.env ?? process.env;
     this.now = deps.now ?? Date.now;
