@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 
 import { McpHttpClient, ToolError, isConnectionRefused, isProtocolError } from "../src/mcp-client.js";
 import { SAMPLE_ROUTES, startFakeMcpServer } from "./helpers/fake-mcp-server.js";
@@ -148,7 +149,7 @@ describe("McpHttpClient transport variants", () => {
     const server = await startFakeMcpServer({ noGetStream: true });
     const c = new McpHttpClient({ url: server.url, logger: quiet });
     await c.subscribe("bitrouter://routes");
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal((await c.callTool("bitrouter_status")).listen, "127.0.0.1:8787");
     await c.close();
     await server.close();
@@ -192,7 +193,7 @@ describe("McpHttpClient transport variants", () => {
     const server = await startFakeMcpServer();
     const c = new McpHttpClient({ url: server.url, eventStream: false, logger: quiet });
     await c.callTool("bitrouter_status");
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal(server.openStreams(), 0);
     await c.close();
     await server.close();
