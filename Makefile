@@ -26,9 +26,10 @@ lint:
 rust-test: bitrouter chromium
 	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo test --locked
 
-# npm ci: the plugin's one dependency (the MCP SDK) at the committed lockfile's versions.
+# npm install --no-save: the plugin's one dependency (the MCP SDK) at the committed lockfile's versions
+# (not npm ci: the optional server package is not on the public registry, so the lockfile cannot list it).
 adapter-test:
-	cd openclaw-adapter && npm ci --prefer-offline --no-audit --no-fund --loglevel=error && node --test
+	cd openclaw-adapter && npm install --no-save --prefer-offline --no-audit --no-fund --loglevel=error && node --test
 
 # MCP Inspector CLI + official conformance suite against the debug build (Node from npm, cached).
 conformance: rust-test

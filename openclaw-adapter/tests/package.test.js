@@ -64,7 +64,7 @@ describe("package", () => {
     assert.equal(lock.packages[`node_modules/${SDK}`].version, pkg.dependencies[SDK]);
     // The SDK runs on the Node the plugin supports (20) and on OpenClaw's (26).
     const installed = JSON.parse(fs.readFileSync(path.join(root, "node_modules", SDK, "package.json"), "utf8"));
-    assert.equal(installed.version, pkg.dependencies[SDK], "node_modules is current: run npm ci");
+    assert.equal(installed.version, pkg.dependencies[SDK], "node_modules is current: run npm install");
     assert.match(installed.engines.node, /^>=(18|20)$/);
   });
 
