@@ -162,6 +162,8 @@ export class McpHttpClient {
     /** @type {Set<string>} */
     this.subscriptions = new Set();
     this.recovering = false;
+    /** @type {"pending"|"open"|"unsupported"|"lost"|undefined} the GET notification stream of this session */
+    this.stream = undefined;
     this.closing = new AbortController();
   }
 
@@ -207,7 +209,7 @@ export class McpHttpClient {
       fetch: (url, init) => this.fetchFor(generation, url, init),
       requestInit: this.authToken ? { headers: { authorization: `Bearer ${this.authToken}` } } : undefined,
       // The SDK would retry the stream on the same session; after a restart only a new session helps,
-      // so the stream's loss is handled here (recoverStream).
+      // so the stream's loss is handled here (streamLost).
       reconnectionOptions: { initialReconnectionDelay: 500, maxReconnectionDelay: 30000, reconnectionDelayGrowFactor: 2, maxRetries: 0 },
     });
     const client = new Client(this.clientInfo, { capabilities: {} });
@@ -240,6 +242,7 @@ export class McpHttpClient {
   async drop(expected) {
     if (expected && expected !== this.transport) return;
     this.generation++; // the old stream's end is no news
+    this.stream = undefined;
     const client = this.client;
     this.client = undefined;
     this.transport = undefined;
@@ -258,6 +261,7 @@ export class McpHttpClient {
   async fetchFor(generation, url, init) {
     if (init?.method !== "GET") return this.baseFetch(url, init);
     if (!this.useEventStream) return new Response(null, { status: 405 });
+    if (generation === this.generation) this.stream = "pending";
     /** @type {Response} */
     let res;
     try {
@@ -268,8 +272,10 @@ export class McpHttpClient {
     }
     if (!res.ok || !res.body) {
       if (res.status !== 405) this.streamLost(generation, new Error(`GET event stream: HTTP ${res.status}`));
+      else if (generation === this.generation) this.stream = "unsupported";
       return res;
     }
+    if (generation === this.generation) this.stream = "open";
     const reader = res.body.getReader();
     const body = new ReadableStream({
       pull: async (ctrl) => {
@@ -298,7 +304,9 @@ export class McpHttpClient {
    * @param {unknown} why
    */
   streamLost(generation, why) {
-    if (generation !== this.generation || this.closed || this.subscriptions.size === 0 || this.recovering) return;
+    if (generation !== this.generation) return;
+    this.stream = "lost";
+    if (this.closed || this.subscriptions.size === 0 || this.recovering) return;
     this.debug(`event stream interrupted: ${message(why)}`);
     this.recovering = true;
     (async () => {
@@ -415,6 +423,8 @@ export class McpHttpClient {
   async subscribe(uri) {
     await this.request(`resources/subscribe ${uri}`, (c) => c.subscribeResource({ uri }, { timeout: this.requestTimeoutMs }));
     this.subscriptions.add(uri);
+    // The stream ended while nothing was subscribed (nobody reopened it): reopen it now.
+    if (this.stream === "lost") this.streamLost(this.generation, new Error("no event stream"));
   }
 
   async close() {

@@ -126,6 +126,38 @@ describe("McpHttpClient against an rmcp-shaped server", () => {
     await c.close();
   });
 
+  it("reopens an ended stream on the same session while the server still knows it", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    const seen = [];
+    c.onResourceUpdated((uri) => seen.push(uri));
+    await c.subscribe("bitrouter://routes");
+    await waitFor(() => server.openStreams() > 0, 2000, "GET stream");
+    const session = c.sessionId;
+    server.endStreams();
+    await waitFor(() => seen.includes("") && server.openStreams() > 0, 5000, "the stream reopened");
+    assert.equal(c.sessionId, session);
+    server.setRoutes({ ...SAMPLE_ROUTES, daemon_healthy: false });
+    await waitFor(() => seen.includes("bitrouter://routes"), 2000, "notification on the reopened stream");
+    server.setRoutes(SAMPLE_ROUTES);
+    await c.close();
+  });
+
+  it("a subscription made after the stream ended reopens it", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    await c.connect();
+    await waitFor(() => server.openStreams() > 0, 2000, "GET stream");
+    server.endStreams();
+    await waitFor(() => server.openStreams() === 0, 2000, "stream ended");
+    const seen = [];
+    c.onResourceUpdated((uri) => seen.push(uri));
+    await c.subscribe("bitrouter://routes");
+    await waitFor(() => server.openStreams() > 0, 5000, "the stream reopened by the subscription");
+    server.setRoutes({ ...SAMPLE_ROUTES, daemon_healthy: false });
+    await waitFor(() => seen.includes("bitrouter://routes"), 2000, "notification");
+    server.setRoutes(SAMPLE_ROUTES);
+    await c.close();
+  });
+
   it("times out a request that gets no answer", async () => {
     const hang = net.createServer((sock) => sock.on("data", () => {}));
     await new Promise((r) => hang.listen(0, "127.0.0.1", r));

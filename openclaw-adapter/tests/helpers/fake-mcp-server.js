@@ -214,6 +214,10 @@ export async function startFakeMcpServer({ port = 0, routes = SAMPLE_ROUTES, jso
         for (const stream of s.streams) stream.write(`data: ${JSON.stringify({ jsonrpc: "2.0", id: "srv-1", method: "ping" })}\n\n`);
       }
     },
+    /** Ends every GET stream (as a proxy timing out would); the sessions stay. */
+    endStreams() {
+      for (const s of state.sessions.values()) for (const stream of s.streams) stream.end();
+    },
     /** Forgets every session (as a restarted server would) and closes their streams. */
     dropSessions() {
       for (const s of state.sessions.values()) for (const stream of s.streams) stream.end();
