@@ -2,7 +2,7 @@
 #   make run   installs the pinned BitRouter daemon if missing, builds and runs the MCP server
 #              (streamable HTTP on 127.0.0.1:8788/mcp; `make run ARGS=--stdio` for stdio)
 #   make test  installs what the tests need and runs every check and test
-.PHONY: run test lint rust-test adapter-test conformance e2e bitrouter chromium build bench npm-packages npm-test npm-e2e
+.PHONY: run test lint rust-test adapter-test contract conformance e2e bitrouter chromium build bench npm-packages npm-test npm-e2e
 
 ARGS ?= --http 127.0.0.1:8788
 
@@ -30,6 +30,11 @@ rust-test: bitrouter chromium
 # (not npm ci: the optional server package is not on the public registry, so the lockfile cannot list it).
 adapter-test:
 	cd openclaw-adapter && npm install --no-save --prefer-offline --no-audit --no-fund --loglevel=error && node --test
+
+# Regenerates the OpenClaw manifest's configSchema and the adapter's server facts from the Rust config
+# model (`cargo test --test contract` fails while they are stale); review the diff.
+contract:
+	UPDATE_SNAPSHOTS=1 cargo test --locked --test contract
 
 # MCP Inspector CLI + official conformance suite against the debug build (Node from npm, cached).
 conformance: rust-test

@@ -434,3 +434,115 @@ async fn tool_list_matches_the_reviewed_snapshot() {
     );
     mcp.close().await;
 }
+
+/// A failed call's machine-readable code and argument, as an MCP client reads them from `_meta`.
+fn error_code(r: &rmcp::model::CallToolResult) -> (String, Option<String>) {
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    assert!(
+        r.structured_content.is_none(),
+        "an error has no structured content: {r:?}"
+    );
+    let meta = r.meta.as_ref().expect("a tool error carries _meta");
+    let e = &meta.0["bitrouter/error"];
+    (
+        e["code"].as_str().expect("a code").to_string(),
+        e.get("field").map(|f| f.as_str().unwrap().to_string()),
+    )
+}
+
+fn text(r: &rmcp::model::CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect()
+}
+
+/// Tool errors carry a stable code (and the argument at fault) in `_meta["bitrouter/error"]`
+/// beside the unchanged message, so a program can branch without reading the text: what the
+/// OpenClaw adapter does with `no_active_account` and `already_exists` when it mints its token.
+#[tokio::test]
+async fn tool_errors_carry_a_stable_code_and_the_argument() {
+    let home = TestHome::new();
+    let mcp = Mcp::stdio(&home, None).await;
+    let call = |tool: &'static str, args: Value| {
+        let mcp = &mcp;
+        async move {
+            let r = mcp.call(tool, args).await;
+            let (code, field) = error_code(&r);
+            (code, field, text(&r))
+        }
+    };
+    let no = |s: &str| (s.to_string(), None::<String>);
+    let at = |s: &str, f: &str| (s.to_string(), Some(f.to_string()));
+
+    // A fresh home: nothing signs yet.
+    let (code, field, msg) = call("bitrouter_keygen", json!({"exp": "1h", "name": "t1"})).await;
+    assert_eq!((code, field), no("no_active_account"));
+    assert!(msg.contains("no active account"), "{msg}");
+    let (code, field, _) = call(
+        "bitrouter_account",
+        json!({"action": "set_active", "account": 0}),
+    )
+    .await;
+    assert_eq!((code, field), at("not_found", "account"));
+
+    // Bad arguments, found by the tool and by argument parsing.
+    let (code, field, msg) = call("bitrouter_keygen", json!({"exp": "5w"})).await;
+    assert_eq!((code, field), at("invalid_argument", "exp"));
+    assert!(msg.starts_with("argument `exp`"), "{msg}");
+    let (code, field, msg) = call("bitrouter_account", json!({"action": "explode"})).await;
+    assert_eq!((code, field), at("invalid_argument", "action"));
+    assert!(msg.contains("`action`"), "{msg}");
+    let (code, field, _) = call("bitrouter_keygen", json!({"models": ["ok", 7]})).await;
+    assert_eq!((code, field), at("invalid_argument", "models"));
+    let (code, _, _) = call("bitrouter_account", json!({"actoin": "list"})).await;
+    assert_eq!(code, "invalid_argument");
+
+    // With an account: a taken name, a missing token, an unknown virtual model.
+    mcp.ok("bitrouter_account", json!({"action": "generate"}))
+        .await;
+    mcp.ok("bitrouter_keygen", json!({"exp": "1h", "name": "t1"}))
+        .await;
+    let (code, field, msg) = call("bitrouter_keygen", json!({"exp": "1h", "name": "t1"})).await;
+    assert_eq!((code, field), at("already_exists", "name"));
+    assert!(msg.contains("already exists"), "{msg}");
+    let (code, field, _) = call("bitrouter_keys", json!({"action": "show", "name": "t2"})).await;
+    assert_eq!((code, field), at("not_found", "name"));
+    let (code, field, _) = call("bitrouter_usage", json!({"model": "nope"})).await;
+    assert_eq!((code, field), at("not_found", "model"));
+
+    // A successful call carries no error meta.
+    let r = mcp.call("bitrouter_keys", json!({"action": "list"})).await;
+    assert!(
+        r.meta
+            .as_ref()
+            .is_none_or(|m| m.0.get("bitrouter/error").is_none())
+    );
+    mcp.close().await;
+
+    // The same over streamable HTTP.
+    let mcp = Mcp::http(&home, None).await;
+    let r = mcp
+        .call("bitrouter_keygen", json!({"exp": "1h", "name": "t1"}))
+        .await;
+    assert_eq!(error_code(&r), at("already_exists", "name"));
+    mcp.close().await;
+}
+
+/// Tool schemas hold only JSON Schema formats: the TypeScript SDK's validator (OpenClaw's MCP client
+/// and the adapter's) warns on stderr for every unknown one (`uint64`...) at each `tools/list`.
+#[tokio::test]
+async fn tool_schemas_have_no_rust_width_formats() {
+    let home = TestHome::new();
+    let mcp = Mcp::stdio(&home, None).await;
+    let tools = mcp.client.list_all_tools().await.unwrap();
+    let text = serde_json::to_string(&tools).unwrap();
+    for width in ["uint", "int32", "int64", "double", "float"] {
+        assert!(
+            !text.contains(&format!("\"format\":\"{width}")),
+            "a tool schema has format {width}"
+        );
+    }
+    assert!(text.contains("\"minimum\":0"), "ranges are kept");
+    mcp.close().await;
+}

@@ -269,6 +269,22 @@ fn fuzz_tool(tool: &'static str, strategy: impl Fn(&Seeded) -> BoxedStrategy<Val
             };
             if r.is_error == Some(true) {
                 tally.lock().unwrap().1 += 1;
+                // Every refusal carries a documented code a program can branch on.
+                let code = r
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m.0.get("bitrouter/error"))
+                    .and_then(|e| e.get("code"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                prop_assert!(
+                    bitrouter_mcp::tools::ErrorCode::ALL
+                        .iter()
+                        .any(|c| c.as_str() == code),
+                    "{tool} {} failed without a known code: {:?}",
+                    short(&args),
+                    r.meta
+                );
                 let after = snapshot(&home.data_dir());
                 if after != before {
                     let added: Vec<&String> =

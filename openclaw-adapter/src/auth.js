@@ -1,8 +1,8 @@
 // @ts-check
 /**
- * `openclaw models auth login --provider bitrouter`: asks for upstream provider keys (OpenAI, Anthropic,
- * Google, plus any `${VAR}` named in the plugin's providers config) and hands them to
- * `bitrouter-mcp auth login --data-dir <dir> --stdin`, one `NAME=value` line each, which writes
+ * `openclaw models auth login --provider bitrouter`: asks for upstream provider keys (the built-in providers'
+ * and those of the plugin's providers config: the variables `bitrouter-mcp auth login` asks for) and hands
+ * them to `bitrouter-mcp auth login --data-dir <dir> --stdin`, one `NAME=value` line each, which writes
  * BitRouter's `.env`. Keys go through the child's stdin only: never on a command line, in a log or in
  * OpenClaw's own config.
  */
@@ -11,27 +11,40 @@ import { spawn as nodeSpawn } from "node:child_process";
 import fs from "node:fs";
 
 import { resolveBinary as defaultResolveBinary } from "./binary.js";
-import { PLUGIN_ID, adapterPaths, resolveConfig } from "./config.js";
+import { PLUGIN_ID, SERVER_FACTS, adapterPaths, envReference, resolveConfig } from "./config.js";
 
-/** The built-in upstreams BitRouter reads from the environment. */
-export const BUILTIN_KEYS = Object.freeze([
-  { env: "OPENAI_API_KEY", label: "OpenAI" },
-  { env: "ANTHROPIC_API_KEY", label: "Anthropic" },
-  { env: "GOOGLE_API_KEY", label: "Google" },
-]);
+/** How the prompt names a built-in provider (presentation only; the providers themselves are server facts). */
+const LABELS = Object.freeze({ openai: "OpenAI", anthropic: "Anthropic", google: "Google", openrouter: "OpenRouter" });
 
 /**
- * Env var names the plugin's `providers` config refers to as `${NAME}` (e.g. OPENROUTER_API_KEY).
+ * The key variables to ask for, the way `bitrouter-mcp auth login` picks them: every built-in provider, then
+ * every configured one (by name); a provider whose key is a `${NAME}` reference under NAME, one with a literal
+ * key not at all, any other under its env prefix's `<PREFIX>_API_KEY` (its own envPrefix, the built-in's, or
+ * its name upper-cased).
  * @param {import("./config.js").AdapterConfig} cfg
+ * @returns {{env: string, label: string}[]}
  */
-export function referencedKeyVars(cfg) {
-  const names = new Set();
-  for (const p of Object.values(cfg.providers ?? {})) {
-    const key = /** @type {any} */ (p)?.apiKey;
-    if (typeof key !== "string") continue;
-    for (const m of key.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) names.add(m[1]);
+export function loginVars(cfg) {
+  const builtins = SERVER_FACTS.builtinProviders;
+  const configured = /** @type {Record<string, any>} */ (cfg.providers ?? {});
+  const names = [...builtins.map((b) => b.name), ...Object.keys(configured).sort().filter((n) => !builtins.some((b) => b.name === n))];
+  /** @type {{env: string, label: string}[]} */
+  const out = [];
+  for (const name of names) {
+    const p = configured[name];
+    const builtin = builtins.find((b) => b.name === name);
+    const label = /** @type {Record<string, string>} */ (LABELS)[name] ?? name;
+    let env;
+    if (typeof p?.apiKey === "string") {
+      env = envReference(p.apiKey);
+      if (!env) continue;
+    } else {
+      const prefix = typeof p?.envPrefix === "string" ? p.envPrefix : (builtin?.envPrefix ?? name.toUpperCase().replaceAll("-", "_"));
+      env = `${prefix}_API_KEY`;
+    }
+    if (!out.some((v) => v.env === env)) out.push({ env, label });
   }
-  return [...names].filter((n) => !BUILTIN_KEYS.some((b) => b.env === n));
+  return out;
 }
 
 /** @param {string} value */
@@ -92,7 +105,7 @@ export function createAuthMethod({ resolveStateDir, resolveBinary = defaultResol
   return {
     id: "provider-keys",
     label: "Upstream provider API keys",
-    hint: "Store OpenAI / Anthropic / Google keys in BitRouter's .env (BitRouter also reads them from the environment)",
+    hint: "Store upstream provider keys in BitRouter's .env (BitRouter also reads them from the environment)",
     kind: /** @type {const} */ ("custom"),
     /** @param {any} ctx ProviderAuthContext */
     run: async (ctx) => {
@@ -105,7 +118,7 @@ export function createAuthMethod({ resolveStateDir, resolveBinary = defaultResol
           `.env under ${dataDir}. Leave a field empty to skip it (keys already in the environment keep working).`,
         "BitRouter provider keys",
       );
-      const wanted = [...BUILTIN_KEYS, ...referencedKeyVars(cfg).map((env) => ({ env, label: env }))];
+      const wanted = loginVars(cfg);
       /** @type {[string, string][]} */
       const entries = [];
       for (const { env: name, label } of wanted) {

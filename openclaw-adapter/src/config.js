@@ -1,11 +1,12 @@
 // @ts-check
 /**
  * Plugin configuration: defaults, the file handed to `bitrouter-mcp serve --config`, and the paths the
- * adapter owns. Pure functions plus one atomic file write; no process or network work here.
+ * adapter owns. Pure functions plus one atomic file write (and reading the generated contract once at
+ * import); no process or network work here.
  *
- * The server rejects unknown keys, so only the keys it accepts (the seed plugin's seven plus metricsPollMs
- * and enforceRoutes) are written to its config file; the adapter-only keys (binaryPath, mcpPort, dataDir)
- * stay here.
+ * The server rejects unknown keys, so only the keys it accepts are written to its config file; the
+ * adapter-only keys (binaryPath, mcpPort, dataDir) stay here. Defaults, ranges and the server's keys come
+ * from the generated manifest and server facts, never restated.
  */
 
 import fs from "node:fs";
@@ -46,39 +47,61 @@ export const ROUTES_URI = "bitrouter://routes";
  * @property {string} [dataDir]             bitrouter-mcp data directory.
  */
 
-/** Defaults, identical to the manifest's configSchema defaults. */
-export const DEFAULTS = Object.freeze({
-  port: 8787,
-  host: "127.0.0.1",
-  exposeToNetwork: false,
-  autoStart: true,
-  healthCheckIntervalMs: 30000,
-  interceptAllModels: false,
-  metricsPollMs: 250,
-  enforceRoutes: false,
-  mcpPort: 8788,
-});
+/**
+ * The config contract, generated from the server's config model (see the repository's
+ * `src/routing/contract.rs`): the manifest's configSchema (defaults, ranges; OpenClaw validates every
+ * config write with it) and the server facts beside this file (built-in providers, the `${NAME}`
+ * grammar, which keys the server accepts). Read, never restated here.
+ * @param {string} rel path relative to this module
+ */
+function readJson(rel) {
+  return JSON.parse(fs.readFileSync(new URL(rel, import.meta.url), "utf8"));
+}
+export const MANIFEST = Object.freeze(readJson("../openclaw.plugin.json"));
+/**
+ * @type {{
+ *   builtinProviders: {name: string, envPrefix: string, envVar: string}[],
+ *   envReference: string,
+ *   metricsPollMs: {off: number, min: number, max: number},
+ *   serverConfigKeys: string[],
+ * }}
+ */
+export const SERVER_FACTS = Object.freeze(readJson("./server-facts.json"));
+const SCHEMA = MANIFEST.configSchema.properties;
+
+/** Defaults of the scalar keys, from the manifest's configSchema. */
+export const DEFAULTS = Object.freeze(
+  Object.fromEntries(
+    Object.entries(SCHEMA)
+      .filter(([, s]) => s.default !== undefined && typeof s.default !== "object")
+      .map(([k, s]) => [k, s.default]),
+  ),
+);
 
 /** The server's accepted range for `healthCheckIntervalMs`. */
-export const HEALTH_CHECK_INTERVAL_RANGE = Object.freeze({ min: 100, max: 86_400_000 });
+export const HEALTH_CHECK_INTERVAL_RANGE = Object.freeze({
+  min: SCHEMA.healthCheckIntervalMs.minimum,
+  max: SCHEMA.healthCheckIntervalMs.maximum,
+});
 /** The server's accepted range for `metricsPollMs` when it is not 0 (off). */
-export const METRICS_POLL_RANGE = Object.freeze({ min: 50, max: 60_000 });
+export const METRICS_POLL_RANGE = Object.freeze({ min: SERVER_FACTS.metricsPollMs.min, max: SERVER_FACTS.metricsPollMs.max });
 /** Floor of the adapter's own route-table refresh timer (the server may health-check faster). */
 export const MIN_REFRESH_INTERVAL_MS = 1000;
 
-/** Keys the server's config file accepts (the seed plugin's table plus the server's own two). */
-export const SERVER_CONFIG_KEYS = Object.freeze([
-  "port",
-  "host",
-  "exposeToNetwork",
-  "autoStart",
-  "healthCheckIntervalMs",
-  "interceptAllModels",
-  "metricsPollMs",
-  "enforceRoutes",
-  "providers",
-  "models",
-]);
+/** Keys the server's config file accepts; the manifest's other keys are the adapter's own. */
+export const SERVER_CONFIG_KEYS = Object.freeze([...SERVER_FACTS.serverConfigKeys]);
+
+/** A provider key that names a variable (`${NAME}`, the whole value), exactly as the server reads it. */
+const ENV_REFERENCE = new RegExp(SERVER_FACTS.envReference);
+
+/**
+ * The variable a provider key refers to, or undefined for a literal key.
+ * @param {unknown} value
+ */
+export function envReference(value) {
+  if (typeof value !== "string") return undefined;
+  return ENV_REFERENCE.exec(value)?.[1];
+}
 
 /** @param {unknown} v */
 function isRecord(v) {

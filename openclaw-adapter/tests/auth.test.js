@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 
-import { createAuthMethod, referencedKeyVars, runAuthLogin, validateKey } from "../src/auth.js";
+import { createAuthMethod, loginVars, runAuthLogin, validateKey } from "../src/auth.js";
 import { resolveConfig } from "../src/config.js";
 import { tempDir } from "./helpers/fakes.js";
 
@@ -50,7 +50,7 @@ function prompter(answers) {
 }
 
 describe("provider auth method", () => {
-  it("prompts for OpenAI, Anthropic, Google keys (hidden) and pipes NAME=value lines to auth login --stdin", async () => {
+  it("prompts for the built-in providers' keys (hidden) and pipes NAME=value lines to auth login --stdin", async () => {
     const dir = tempDir();
     const stateDir = path.join(dir, "state");
     const { bin, record } = recordingBinary(dir);
@@ -61,10 +61,11 @@ describe("provider auth method", () => {
     assert.equal(method.kind, "custom");
     const p = prompter(["sk-openai", "", "g-key"]);
     const result = await method.run({ config: {}, env: {}, prompter: p });
-    assert.deepEqual(p.asked.map((q) => q.sensitive), [true, true, true]);
+    assert.deepEqual(p.asked.map((q) => q.sensitive), [true, true, true, true]);
     assert.match(p.asked[0].message, /OpenAI.*OPENAI_API_KEY/);
     assert.match(p.asked[1].message, /Anthropic.*ANTHROPIC_API_KEY/);
     assert.match(p.asked[2].message, /Google.*GOOGLE_API_KEY/);
+    assert.match(p.asked[3].message, /OpenRouter.*OPENROUTER_API_KEY/, "the server's fourth built-in");
     const rec = JSON.parse(fs.readFileSync(record, "utf8"));
     const dataDir = path.join(stateDir, "bitrouter", "data");
     assert.deepEqual(rec.argv, ["auth", "login", "--data-dir", dataDir, "--stdin"]);
@@ -74,7 +75,7 @@ describe("provider auth method", () => {
     assert.doesNotMatch(JSON.stringify(result), /sk-openai/, "keys are not echoed back");
   });
 
-  it("also asks for keys the providers config names as ${VAR}, and uses the configured dataDir", async () => {
+  it("asks for the key a provider names as ${VAR} instead of its default one, and uses the configured dataDir", async () => {
     const dir = tempDir();
     const { bin, record } = recordingBinary(dir);
     const method = createAuthMethod({ resolveStateDir: () => dir, resolveBinary: () => ({ ok: true, path: bin, source: "PATH" }) });
@@ -84,7 +85,7 @@ describe("provider auth method", () => {
           bitrouter: {
             config: {
               dataDir: path.join(dir, "br"),
-              providers: { openrouter: { derives: "openai", apiKey: "${OPENROUTER_API_KEY}" } },
+              providers: { openrouter: { derives: "openai", apiKey: "${MY_OR_KEY}" } },
             },
           },
         },
@@ -92,10 +93,11 @@ describe("provider auth method", () => {
     };
     const p = prompter(["", "", "", "or-key"]);
     await method.run({ config, env: {}, prompter: p });
-    assert.match(p.asked[3].message, /OPENROUTER_API_KEY/);
+    assert.equal(p.asked.length, 4);
+    assert.match(p.asked[3].message, /OpenRouter.*MY_OR_KEY/);
     const rec = JSON.parse(fs.readFileSync(record, "utf8"));
     assert.equal(rec.argv[3], path.join(dir, "br"));
-    assert.equal(rec.input, "OPENROUTER_API_KEY=or-key\n");
+    assert.equal(rec.input, "MY_OR_KEY=or-key\n");
   });
 
   it("writes nothing when every field is left empty", async () => {
@@ -123,12 +125,18 @@ describe("provider auth method", () => {
     await assert.rejects(runAuthLogin({ binary: bin, dataDir: dir, entries: [["OPENAI_API_KEY", "x"]] }), /failed \(exit 3\): error: cannot write \.env/);
   });
 
-  it("rejects keys with whitespace and lists ${VAR} references", () => {
+  it("rejects keys with whitespace and asks for a custom provider's key under its prefix", () => {
     assert.equal(validateKey(""), undefined);
     assert.equal(validateKey(" sk-1 "), undefined);
     assert.match(validateKey("sk 1"), /spaces/);
     assert.match(validateKey("a\nB=c"), /line breaks/);
-    const cfg = resolveConfig({ providers: { a: { apiKey: "${A_KEY}" }, b: { apiKey: "literal" }, o: { apiKey: "${OPENAI_API_KEY}" } } });
-    assert.deepEqual(referencedKeyVars(cfg), ["A_KEY"]);
+    const cfg = resolveConfig({
+      providers: { a: { derives: "openai", apiKey: "${A_KEY}" }, b: { derives: "openai", apiKey: "literal" }, c: { derives: "google" }, o: { derives: "openai", apiKey: "${OPENAI_API_KEY}" } },
+    });
+    assert.deepEqual(
+      loginVars(cfg).map((v) => v.env),
+      ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "OPENROUTER_API_KEY", "A_KEY", "C_API_KEY"],
+      "a literal key is not asked for, a variable only once",
+    );
   });
 });

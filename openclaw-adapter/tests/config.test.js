@@ -28,49 +28,25 @@ const manifest = JSON.parse(fs.readFileSync(new URL("../openclaw.plugin.json", i
 const schema = manifest.configSchema;
 
 describe("config", () => {
-  it("applies the seed plugin's defaults", () => {
+  it("applies the manifest's defaults (the seed plugin's)", () => {
     const c = resolveConfig(undefined);
-    assert.deepEqual(c, {
-      port: 8787,
-      host: "127.0.0.1",
-      exposeToNetwork: false,
-      autoStart: true,
-      healthCheckIntervalMs: 30000,
-      interceptAllModels: false,
-      metricsPollMs: 250,
-      enforceRoutes: false,
-      providers: {},
-      models: {},
-      mcpPort: 8788,
-    });
-  });
-
-  it("uses the same defaults as the manifest's configSchema", () => {
-    for (const [k, v] of Object.entries(DEFAULTS)) assert.deepEqual(schema.properties[k].default, v, k);
-    assert.deepEqual(schema.properties.providers.default, {});
-    assert.deepEqual(schema.properties.models.default, {});
+    assert.deepEqual(c, { ...DEFAULTS, providers: {}, models: {} });
+    assert.equal(c.port, schema.properties.port.default);
     assert.equal(schema.additionalProperties, false);
-    const all = [...SERVER_CONFIG_KEYS, "binaryPath", "mcpPort", "dataDir"].sort();
-    assert.deepEqual(Object.keys(schema.properties).sort(), all);
   });
 
-  it("declares the server's limits in the manifest", () => {
+  it("checks values against the manifest's limits (read from it, not restated)", () => {
     const hc = schema.properties.healthCheckIntervalMs;
     assert.equal(hc.type, "integer");
-    assert.equal(hc.minimum, HEALTH_CHECK_INTERVAL_RANGE.min);
-    assert.equal(hc.maximum, HEALTH_CHECK_INTERVAL_RANGE.max);
-    assert.deepEqual(HEALTH_CHECK_INTERVAL_RANGE, { min: 100, max: 86_400_000 });
+    assert.deepEqual(HEALTH_CHECK_INTERVAL_RANGE, { min: hc.minimum, max: hc.maximum });
     const mp = schema.properties.metricsPollMs;
-    assert.equal(mp.type, "integer");
     assert.equal(mp.minimum, 0, "0 turns polling off");
-    assert.equal(mp.maximum, METRICS_POLL_RANGE.max);
-    assert.deepEqual(METRICS_POLL_RANGE, { min: 50, max: 60_000 });
-    assert.equal(schema.properties.enforceRoutes.type, "boolean");
+    assert.equal(METRICS_POLL_RANGE.max, mp.maximum);
+    assert.ok(METRICS_POLL_RANGE.min > 0);
     for (const k of ["metricsPollMs", "enforceRoutes"]) {
       assert.match(schema.properties[k].description, /\S/, k);
       assert.equal(manifest.uiHints[k].advanced, true, k);
     }
-    assert.match(schema.properties.providers.additionalProperties.properties.derives.description, /openai, anthropic, google or openrouter/);
   });
 
   it("writes only the server's keys to its config file, owner-readable only", () => {

@@ -199,17 +199,15 @@ pub fn set_active(home: &Home, which: &AccountRef) -> Result<Account, AuthError>
             .join(", ")
     };
     if accounts.is_empty() {
-        return Err(AuthError::invalid(
-            "account",
-            "there are no accounts yet: use action \"generate\" first",
-        ));
+        return Err(AuthError::NotFound {
+            field: "account",
+            message: "there are no accounts yet: use action \"generate\" first".into(),
+        });
     }
     let found = match which {
-        AccountRef::Index(i) => accounts.get(*i).ok_or_else(|| {
-            AuthError::invalid(
-                "account",
-                format!("index {i} is out of range (known: {})", known()),
-            )
+        AccountRef::Index(i) => accounts.get(*i).ok_or_else(|| AuthError::NotFound {
+            field: "account",
+            message: format!("index {i} is out of range (known: {})", known()),
         })?,
         AccountRef::Prefix(p) => {
             let p = p.trim();
@@ -228,10 +226,10 @@ pub fn set_active(home: &Home, which: &AccountRef) -> Result<Account, AuthError>
             match matches.as_slice() {
                 [one] => *one,
                 [] => {
-                    return Err(AuthError::invalid(
-                        "account",
-                        format!("no account matches \"{p}\" (known: {})", known()),
-                    ));
+                    return Err(AuthError::NotFound {
+                        field: "account",
+                        message: format!("no account matches \"{p}\" (known: {})", known()),
+                    });
                 }
                 many => {
                     return Err(AuthError::invalid(

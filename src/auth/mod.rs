@@ -22,6 +22,18 @@ pub enum AuthError {
         field: &'static str,
         message: String,
     },
+    /// Refused because it exists already (a token name taken).
+    #[error("{field}: {message}")]
+    AlreadyExists {
+        field: &'static str,
+        message: String,
+    },
+    /// What an argument names does not exist (a saved token, an account).
+    #[error("{field}: {message}")]
+    NotFound {
+        field: &'static str,
+        message: String,
+    },
     #[error("account {prefix}: {reason}")]
     BadAccount { prefix: String, reason: String },
     #[error("token file {path}: {reason}")]

@@ -120,14 +120,12 @@ fn find(home: &Home, name: &str) -> Result<(String, String, PathBuf), AuthError>
         .into_iter()
         .find(|(n, _)| n == name)
         .map(|(n, p)| (prefix.clone(), n, p))
-        .ok_or_else(|| {
-            AuthError::invalid(
-                "name",
-                format!(
-                    "no saved token \"{name}\" for account {prefix} (saved: {})",
-                    if known.is_empty() { "none" } else { &known }
-                ),
-            )
+        .ok_or_else(|| AuthError::NotFound {
+            field: "name",
+            message: format!(
+                "no saved token \"{name}\" for account {prefix} (saved: {})",
+                if known.is_empty() { "none" } else { &known }
+            ),
         })
 }
 
@@ -156,12 +154,12 @@ pub fn save(home: &Home, prefix: &str, name: &str, token: &str) -> Result<PathBu
     let path = home.token_file(prefix, name);
     fsutil::create_private(&path, token.as_bytes()).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            AuthError::invalid(
-                "name",
-                format!(
+            AuthError::AlreadyExists {
+                field: "name",
+                message: format!(
                     "a token named \"{name}\" already exists; pick another name or remove it with bitrouter_keys"
                 ),
-            )
+            }
         } else {
             AuthError::io(format!("writing {}", path.display()))(e)
         }

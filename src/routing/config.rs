@@ -4,6 +4,7 @@
 //! the path of every problem (`models.smart.endpoints[1].provider: unknown provider ...`).
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use schemars::JsonSchema;
@@ -27,42 +28,58 @@ fn default_metrics_poll_ms() -> u64 {
     250
 }
 
-/// The whole config. Defaults are the seed plugin's.
+/// Accepted `healthCheckIntervalMs` (validation, manifest and adapter read it from here).
+pub const HEALTH_CHECK_INTERVAL_MS: RangeInclusive<u64> = 100..=86_400_000;
+/// Accepted `metricsPollMs` other than 0 (off).
+pub const METRICS_POLL_MS: RangeInclusive<u64> = 50..=60_000;
+
+/// The whole config. Defaults are the seed plugin's. Field docs become the descriptions of the
+/// OpenClaw manifest's `configSchema` (see `routing::contract`): they are written for users.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PluginConfig {
-    /// Port the BitRouter daemon listens on (default 8787).
+    /// Port for BitRouter to listen on.
     #[serde(default = "default_port")]
+    #[schemars(range(min = 1))]
     pub port: u16,
-    /// Address the daemon binds to (default 127.0.0.1). Anything but loopback needs
-    /// `exposeToNetwork`.
+    /// Host address for BitRouter to bind to. Anything but loopback needs exposeToNetwork.
     #[serde(default = "default_host")]
+    #[schemars(length(min = 1))]
     pub host: String,
-    /// Allow a non-loopback `host` (default false). The daemon accepts any self-signed token, so
-    /// whoever reaches its port can spend every provider key it holds.
+    /// Allow a non-loopback host. BitRouter accepts any self-signed token, so everyone who can
+    /// reach its port can spend your provider keys; leave off unless a firewall limits who can
+    /// connect.
     #[serde(default)]
     pub expose_to_network: bool,
-    /// Start the daemon with the server (default true).
+    /// Auto-start BitRouter (through bitrouter-mcp) when OpenClaw's gateway starts.
     #[serde(default = "default_auto_start")]
     pub auto_start: bool,
-    /// Interval between health checks, in milliseconds (default 30000).
+    /// Interval between BitRouter's health checks of the upstream endpoints (ms, 100-86400000).
+    /// The plugin re-reads the route table at the same interval, but not more often than once a
+    /// second.
     #[serde(default = "default_health_check_interval_ms")]
+    #[schemars(range(min = *HEALTH_CHECK_INTERVAL_MS.start(), max = *HEALTH_CHECK_INTERVAL_MS.end()))]
     pub health_check_interval_ms: u64,
-    /// Route every model through BitRouter, not only configured ones (default false).
+    /// When true, route ALL model requests through BitRouter. When false, only models with
+    /// configured routes.
     #[serde(default)]
     pub intercept_all_models: bool,
-    /// How often the daemon's traffic counters are read to catch failing endpoints between
-    /// health checks, in milliseconds (default 250; 0 turns it off).
+    /// How often BitRouter reads the daemon's traffic counters to catch a failing endpoint
+    /// between health checks (ms). 0 turns it off; otherwise 50-60000 (the plugin raises 1-49
+    /// to 50).
     #[serde(default = "default_metrics_poll_ms")]
+    #[schemars(range(min = 0, max = *METRICS_POLL_MS.end()))]
     pub metrics_poll_ms: u64,
-    /// Also delete dynamic routes someone else added for model names not in `models` (default
-    /// false: they are reported). Routes for configured models are always put back.
+    /// Also delete dynamic routes someone else added to the daemon for model names not in
+    /// models (default: they are only reported). Routes for configured models are always put
+    /// back.
     #[serde(default)]
     pub enforce_routes: bool,
-    /// Provider overrides and custom providers, by name.
+    /// Provider overrides and custom providers, by name. Built-in providers need no entry: their
+    /// keys are read from the environment (e.g. OPENAI_API_KEY).
     #[serde(default, deserialize_with = "unique_keys")]
     pub providers: BTreeMap<String, ProviderConfig>,
-    /// Virtual models, by name.
+    /// Virtual model names with routing strategies.
     #[serde(default, deserialize_with = "unique_keys")]
     pub models: BTreeMap<String, ModelConfig>,
 }
@@ -87,22 +104,24 @@ impl Default for PluginConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProviderConfig {
-    /// A literal key (stored in BitRouter's `.env`, never in its yaml) or `${ENV_VAR}`.
+    /// API key or env var reference ("${OPENAI_API_KEY}"). Literal keys are stored in
+    /// BitRouter's .env, never in its yaml.
     pub api_key: Option<String>,
+    /// Custom API base URL.
     pub api_base: Option<String>,
-    /// Env var prefix: `OPENAI` reads `OPENAI_API_KEY`.
+    /// Env var prefix for auto-loading ("OPENAI" reads OPENAI_API_KEY).
     pub env_prefix: Option<String>,
-    /// Built-in provider this one inherits from: openai, anthropic, google or openrouter.
+    /// Inherit defaults from a built-in provider (required for a custom provider).
     pub derives: Option<String>,
 }
 
+/// priority: try endpoints in order, fail over to the next; load_balance: round-robin.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
-    /// Endpoints in order: the first healthy one serves.
+    // Variants carry no doc comment: it would turn the schema's plain `enum` into a `oneOf`.
     #[default]
     Priority,
-    /// Round-robin over healthy endpoints.
     LoadBalance,
 }
 
@@ -120,13 +139,16 @@ impl Strategy {
 pub struct ModelConfig {
     #[serde(default)]
     pub strategy: Strategy,
+    #[schemars(length(min = 1))]
     pub endpoints: Vec<EndpointConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EndpointConfig {
+    #[schemars(length(min = 1))]
     pub provider: String,
+    #[schemars(length(min = 1))]
     pub model_id: String,
     /// Per-endpoint key override (literal or `${ENV_VAR}`).
     pub api_key: Option<String>,
@@ -241,16 +263,20 @@ impl PluginConfig {
                 shown(&self.host)
             ));
         }
-        if self.metrics_poll_ms != 0 && !(50..=60_000).contains(&self.metrics_poll_ms) {
+        if self.metrics_poll_ms != 0 && !METRICS_POLL_MS.contains(&self.metrics_poll_ms) {
             errors.push(format!(
-                "metricsPollMs: {} is out of range (expected 0 to turn off, or 50-60000)",
-                self.metrics_poll_ms
+                "metricsPollMs: {} is out of range (expected 0 to turn off, or {}-{})",
+                self.metrics_poll_ms,
+                METRICS_POLL_MS.start(),
+                METRICS_POLL_MS.end()
             ));
         }
-        if !(100..=86_400_000).contains(&self.health_check_interval_ms) {
+        if !HEALTH_CHECK_INTERVAL_MS.contains(&self.health_check_interval_ms) {
             errors.push(format!(
-                "healthCheckIntervalMs: {} is out of range (expected 100-86400000)",
-                self.health_check_interval_ms
+                "healthCheckIntervalMs: {} is out of range (expected {}-{})",
+                self.health_check_interval_ms,
+                HEALTH_CHECK_INTERVAL_MS.start(),
+                HEALTH_CHECK_INTERVAL_MS.end()
             ));
         }
         for (name, p) in &self.providers {
@@ -481,6 +507,29 @@ fn check_key(errors: &mut Vec<String>, at: &str, key: Option<&str>) {
     {
         errors.push(format!("{at}: must be a non-empty single line"));
     }
+    if let Some(problem) = key.and_then(env_reference_problem) {
+        errors.push(format!("{at}: {problem}"));
+    }
+}
+
+/// The `${NAME}` grammar of a key that names a variable, as a JavaScript/JSON Schema pattern
+/// (the adapter matches with it): the whole value, NAME as in a shell.
+pub const ENV_REFERENCE_PATTERN: &str = r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$";
+
+/// Why a key that starts like a `${NAME}` reference is not one (it would otherwise be sent to
+/// the provider as a literal key). The value is not quoted: it may be a secret.
+pub fn env_reference_problem(key: &str) -> Option<&'static str> {
+    let name = key.strip_prefix("${")?.strip_suffix('}');
+    let valid = name.is_some_and(|n| {
+        n.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    (!valid).then_some(
+        "starts with \"${\" but is not a variable reference: expected ${NAME} with NAME made of \
+         letters, digits and _ (e.g. \"${OPENAI_API_KEY}\")",
+    )
 }
 
 #[cfg(test)]

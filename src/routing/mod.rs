@@ -4,6 +4,7 @@
 //! This module owns the config model; nothing else parses or validates it.
 
 pub mod config;
+pub mod contract;
 pub mod control;
 pub mod credentials;
 pub mod daemon_config;

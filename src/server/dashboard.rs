@@ -122,7 +122,7 @@ async fn usage(State(state): State<Arc<AppState>>) -> Response {
     match read {
         Ok(Ok(out)) => json(&out),
         // No spend log yet, or a locked one: the page asks again later.
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.0).into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.message).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

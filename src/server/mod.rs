@@ -13,12 +13,14 @@ pub mod subscriptions;
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ContentBlock, CustomRequest, CustomResult,
-    Implementation, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ServerCapabilities,
-    ServerConfig, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, Implementation, ListResourcesResult, MetaObject, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -96,9 +98,99 @@ fn custom_request_error(method: &str, params: Option<serde_json::Value>) -> Erro
     )
 }
 
+/// Key of a failed tool call's `_meta` entry holding its machine-readable code (and the argument at
+/// fault): `{"bitrouter/error": {"code": "already_exists", "field": "name"}}`.
+pub const ERROR_META_KEY: &str = "bitrouter/error";
+
+/// A tool schema without schemars' Rust-width `format`s (`uint64`, `uint32`, `uint`, `double`...):
+/// they are no JSON Schema formats, and the TypeScript SDK's validator (OpenClaw's MCP client, the
+/// adapter) prints a warning for each one on every `tools/list`. Ranges stay in
+/// `minimum`/`maximum`.
+fn without_integer_formats(
+    schema: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let rust_width = map.get("format").and_then(|f| f.as_str()).is_some_and(|f| {
+                    matches!(
+                        f,
+                        "uint"
+                            | "uint8"
+                            | "uint16"
+                            | "uint32"
+                            | "uint64"
+                            | "uint128"
+                            | "int"
+                            | "int8"
+                            | "int16"
+                            | "int32"
+                            | "int64"
+                            | "int128"
+                            | "float"
+                            | "double"
+                    )
+                });
+                if rust_width {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::Value::Object(schema.clone());
+    strip(&mut value);
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => schema.clone(),
+    }
+}
+
+/// `_meta` of a failed tool call: its code and, when one argument is at fault, that argument.
+fn error_meta(code: tools::ErrorCode, field: Option<&str>) -> MetaObject {
+    let mut error = serde_json::Map::new();
+    error.insert("code".into(), code.as_str().into());
+    if let Some(field) = field {
+        error.insert("field".into(), field.into());
+    }
+    let mut meta = serde_json::Map::new();
+    meta.insert(ERROR_META_KEY.into(), error.into());
+    MetaObject(meta)
+}
+
 fn tool_error(e: ToolError) -> CallToolResult {
-    // A bad argument may be huge; the agent gets its start and length.
-    CallToolResult::error(vec![ContentBlock::text(crate::redact::clip(&e.0))])
+    // A bad argument may be huge; the agent gets its start and length. No structuredContent: a
+    // client would check it against the tool's output schema.
+    CallToolResult::error(vec![ContentBlock::text(crate::redact::clip(&e.message))])
+        .with_meta(Some(error_meta(e.code, e.field)))
+}
+
+/// rmcp answers arguments that do not deserialize (wrong type, unknown variant or field) with an
+/// error result of its own, before a tool runs; it gets the same code as the tools' own argument
+/// errors, with the argument [`args::Args`] named (`failed to deserialize parameters: argument
+/// `models[0]`: ...` names `models`).
+fn code_argument_error(mut result: CallToolResult) -> CallToolResult {
+    if result.is_error != Some(true) || result.meta.is_some() {
+        return result;
+    }
+    let text = result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.as_str())
+        .unwrap_or_default();
+    let Some(rest) = text.strip_prefix("failed to deserialize parameters:") else {
+        return result;
+    };
+    let field = rest
+        .trim_start()
+        .strip_prefix("argument `")
+        .and_then(|r| r.split(['`', '.', '[']).next())
+        .filter(|f| !f.is_empty());
+    result.meta = Some(error_meta(tools::ErrorCode::InvalidArgument, field));
+    result
 }
 
 /// One MCP server; cheap to clone (the HTTP transport makes one per session).
@@ -111,10 +203,15 @@ pub struct BitrouterServer {
 #[tool_router]
 impl BitrouterServer {
     pub fn new(state: Arc<AppState>) -> Self {
-        Self {
-            state,
-            tool_router: Self::tool_router(),
+        let mut tool_router = Self::tool_router();
+        for route in tool_router.map.values_mut() {
+            let tool = &mut route.attr;
+            tool.input_schema = Arc::new(without_integer_formats(&tool.input_schema));
+            if let Some(output) = &tool.output_schema {
+                tool.output_schema = Some(Arc::new(without_integer_formats(output)));
+            }
         }
+        Self { state, tool_router }
     }
 
     #[tool(
@@ -250,12 +347,32 @@ impl BitrouterServer {
             )
         })
         .await
-        .unwrap_or_else(|e| Err(ToolError(format!("reading usage failed: {e}"))))
+        .unwrap_or_else(|e| {
+            Err(ToolError::new(
+                tools::ErrorCode::Internal,
+                format!("reading usage failed: {e}"),
+            ))
+        })
     }
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for BitrouterServer {
+    /// The router's call, with a code on the argument errors rmcp makes itself.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = ToolCallContext::new(self, request, context);
+        Ok(match self.tool_router.call(call).await? {
+            CallToolResponse::Complete(result) => {
+                CallToolResponse::Complete(code_argument_error(result))
+            }
+            other => other,
+        })
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
@@ -398,7 +515,7 @@ impl ServerHandler for BitrouterServer {
             METRICS_URI => serde_json::to_string_pretty(&self.state.metrics()),
             USAGE_URI => match self.usage(Default::default()).await {
                 Ok(usage) => serde_json::to_string_pretty(&usage),
-                Err(e) => return Err(ErrorData::internal_error(e.0, None)),
+                Err(e) => return Err(ErrorData::internal_error(e.message, None)),
             },
             other => {
                 return Err(ErrorData::resource_not_found(

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ToolError;
+use super::{ErrorCode, ToolError};
 use crate::home::Home;
 use crate::routing::endpoints::targets;
 use crate::routing::{PluginConfig, Strategy};
@@ -168,7 +168,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// An RFC 3339 time or an age before `now` ("1h", "7d", "90 min", "now").
-pub fn parse_time(field: &str, value: &str, now: i64) -> Result<i64, ToolError> {
+pub fn parse_time(field: &'static str, value: &str, now: i64) -> Result<i64, ToolError> {
     let v = value.trim();
     if v.eq_ignore_ascii_case("now") {
         return Ok(now);
@@ -347,7 +347,8 @@ pub fn run(
         && !config.models.contains_key(m)
     {
         let known: Vec<&str> = config.models.keys().map(String::as_str).collect();
-        return Err(ToolError::arg(
+        return Err(ToolError::at(
+            ErrorCode::NotFound,
             "model",
             format!(
                 "no virtual model \"{m}\" (configured: {})",
@@ -364,7 +365,7 @@ pub fn run(
         .with(&path, |found, mirror| {
             summarize(config, found, mirror, &params, since, until, recent)
         })
-        .map_err(|e| ToolError(e.to_string()))?;
+        .map_err(|e| ToolError::new(ErrorCode::SpendLogUnavailable, e.to_string()))?;
     out.since = rfc3339(since);
     out.until = rfc3339(until);
     out.model = params.model;
@@ -656,7 +657,7 @@ mod tests {
     #[test]
     fn bad_arguments_name_themselves() {
         let (_d, home) = home_with(&[]);
-        let err = |p| usage(&home, p).unwrap_err().0;
+        let err = |p| usage(&home, p).unwrap_err().message;
         let e = err(UsageParams {
             since: Some("yesterday".into()),
             ..Default::default()
