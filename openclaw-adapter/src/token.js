@@ -54,22 +54,11 @@ export function tokenModels(config) {
 }
 
 /**
- * TEMPORARY: the two refusals' wording, for a server that predates error codes. Remove (with its use in
- * errorCode) once the server's tool errors carry `_meta["bitrouter/error"].code` on main.
- */
-const LEGACY_MESSAGES = /** @type {const} */ ([
-  ["no_active_account", /no active account/i],
-  ["already_exists", /already exists/i],
-]);
-
-/**
  * The server's error code of a failed tool call, if any.
  * @param {unknown} e
  */
 function errorCode(e) {
-  if (!(e instanceof ToolError)) return undefined;
-  if (e.code !== undefined) return e.code;
-  return LEGACY_MESSAGES.find(([, re]) => re.test(e.message))?.[0];
+  return e instanceof ToolError ? e.code : undefined;
 }
 
 /** @param {unknown} e */

@@ -417,12 +417,11 @@ describe("service", () => {
     assert.match(t.logText("warn"), /could not mint a BitRouter API token \(tool bitrouter_keygen failed: exp: expected a duration/);
   });
 
-  // TEMPORARY, with LEGACY_MESSAGES in src/token.js: until the server's error codes are on main.
-  it("still resolves a server's refusals that carry no code yet (by their wording)", async () => {
-    const t = await started({ bitrouter: { accounts: 0, savedTokens: ["openclaw"], legacyErrors: true } });
-    assert.equal(t.server.accounts, 1);
-    assert.deepEqual([...t.server.savedTokens], ["openclaw"]);
-    assert.match(t.env.BITROUTER_API_KEY, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  it("does not guess from the wording: a refusal without a code is not resolved", async () => {
+    const t = await started({ bitrouter: { savedTokens: ["openclaw"], legacyErrors: true } });
+    assert.equal(t.server.calls.filter((c) => c.params?.name === "bitrouter_keys").length, 0);
+    assert.equal(t.env.BITROUTER_API_KEY, undefined);
+    assert.match(t.logText("warn"), /could not mint a BitRouter API token \(tool bitrouter_keygen failed: name: a token named "openclaw" already exists/);
   });
 
   it("keeps a BITROUTER_API_KEY the user set", async () => {
