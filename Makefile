@@ -26,8 +26,10 @@ lint:
 rust-test: bitrouter chromium
 	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo test --locked
 
+# npm install --no-save: the plugin's one dependency (the MCP SDK) at the committed lockfile's versions
+# (not npm ci: the optional server package is not on the public registry, so the lockfile cannot list it).
 adapter-test:
-	cd openclaw-adapter && node --test
+	cd openclaw-adapter && npm install --no-save --prefer-offline --no-audit --no-fund --loglevel=error && node --test
 
 # Regenerates the OpenClaw manifest's configSchema and the adapter's server facts from the Rust config
 # model (`cargo test --test contract` fails while they are stale); review the diff.

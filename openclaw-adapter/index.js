@@ -8,8 +8,8 @@
  * `bitrouter.status` and `bitrouter.routes`. No agent tools: the four BitRouter tools reach agents as
  * MCP tools from the manifest's `mcpServers.bitrouter`.
  *
- * No imports from `openclaw`: the host passes everything in `api`, so the plugin needs no build step and
- * no dependencies.
+ * No imports from `openclaw`: the host passes everything in `api`, so the plugin needs no build step. Its
+ * one dependency is the official MCP SDK (src/mcp-client.js), installed with the plugin by npm.
  */
 
 import { createAuthMethod } from "./src/auth.js";

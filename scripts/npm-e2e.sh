@@ -5,7 +5,9 @@
 #
 #   packages  tarball contents: both binaries executable, stripped, no OpenSSL (any glibc Linux runs
 #             them), BitRouter's licence and notice, versions and names consistent
-#   registry  Verdaccio (cached in ~/.cache/bitrouter-mcp/verdaccio-<version>), all tarballs published
+#   registry  Verdaccio (cached in ~/.cache/bitrouter-mcp/verdaccio-<version>), all tarballs published;
+#             our packages are served only from it, anything else (the plugin's MCP SDK and its
+#             dependencies) through its uplink, the registry this machine's npm uses (as a user gets them)
 #   npx       `npx -y bitrouter-supervisor-mcp serve --stdio`, with the system Node (launcher spawns the
 #             binary) and Node 26 (launcher execs it): tools/list answers, bitrouter_status reports the
 #             daemon healthy with the binary from the package, closing stdin stops server and daemon
@@ -150,6 +152,9 @@ check "$WORK/unpacked/$MAIN/package/package.json" "d.version === '$VERSION' && d
   "main package: bin bitrouter-mcp, optional dependency on $PLATFORM@$VERSION, no install scripts"
 check "$WORK/unpacked/$PLUGIN/package/package.json" "d.version === '$VERSION' && d.dependencies['$MAIN'] === '$VERSION' && d.openclaw.install.requiredPlatformPackages.includes('$PLATFORM') && !d.private" \
   "plugin package: depends on $MAIN@$VERSION and requires $PLATFORM from OpenClaw's install"
+SDK_VERSION="$(json_get "$REPO/openclaw-adapter/package.json" "d.dependencies['@modelcontextprotocol/sdk']")"
+check "$WORK/unpacked/$PLUGIN/package/package.json" "d.dependencies['@modelcontextprotocol/sdk'] === '$SDK_VERSION'" \
+  "plugin package: depends on @modelcontextprotocol/sdk@$SDK_VERSION, pinned as in the source"
 
 # ---------------------------------------------------------------- registry: a real Verdaccio on 127.0.0.1
 phase registry
@@ -161,18 +166,31 @@ VERDACCIO="$CACHE_ROOT/verdaccio-$VERDACCIO_VERSION/node_modules/verdaccio/bin/v
 REG_PORT="$(free_port)"
 REGISTRY="http://127.0.0.1:$REG_PORT"
 mkdir -p "$WORK/verdaccio/storage"
+# The uplink only serves what we do not publish: the bitrouter-supervisor-* names never leave this registry.
+UPLINK="$(npm config get registry 2>/dev/null || true)"
+case "$UPLINK" in http://* | https://*) ;; *) UPLINK=https://registry.npmjs.org/ ;; esac
 cat >"$WORK/verdaccio/config.yaml" <<EOF
 storage: $WORK/verdaccio/storage
 auth:
   htpasswd:
     file: $WORK/verdaccio/htpasswd
     max_users: -1
-uplinks: {}
+uplinks:
+  npm:
+    url: $UPLINK
+    timeout: 60s
 packages:
-  '**':
+  '$MAIN*':
     access: \$anonymous
     publish: \$anonymous
     unpublish: \$anonymous
+  '$PLUGIN':
+    access: \$anonymous
+    publish: \$anonymous
+    unpublish: \$anonymous
+  '**':
+    access: \$anonymous
+    proxy: npm
 max_body_size: 500mb
 web:
   enable: false
@@ -187,7 +205,7 @@ for _ in $(seq 1 300); do # Verdaccio takes 2-10 s to start on a busy 2-core mac
   sleep 0.2
 done
 [ "$up" = 1 ] || die "Verdaccio did not start: $(tail -5 "$WORK/verdaccio.log")"
-ok "Verdaccio $VERDACCIO_VERSION on $REGISTRY (storage in a temp dir, no uplinks)"
+ok "Verdaccio $VERDACCIO_VERSION on $REGISTRY (storage in a temp dir; only other packages through the uplink $UPLINK)"
 
 # npm publish wants a token even for anonymous publishing.
 printf 'registry=%s\n//127.0.0.1:%s/:_authToken=anonymous\n' "$REGISTRY" "$REG_PORT" >"$WORK/publish.npmrc"
@@ -315,6 +333,10 @@ OC_SERVER="$(find "$OC_HOME" -path "*/node_modules/$PLATFORM/bin/bitrouter-mcp" 
 [ -n "$OC_SERVER" ] && [ -x "$(dirname "$OC_SERVER")/bitrouter" ] &&
   ok "openclaw: npm installed $PLATFORM (both binaries) in the plugin's npm project" ||
   fail "openclaw: $PLATFORM installed with the plugin" "$(find "$OC_HOME" -maxdepth 6 -name 'bitrouter*' | head)"
+OC_SDK="$(find "$OC_HOME" -path "*/node_modules/@modelcontextprotocol/sdk/package.json" -type f 2>/dev/null | head -1)"
+[ -n "$OC_SDK" ] && [ "$(json_get "$OC_SDK" d.version)" = "$SDK_VERSION" ] &&
+  ok "openclaw: npm installed the plugin's MCP SDK ($SDK_VERSION) beside it" ||
+  fail "openclaw: @modelcontextprotocol/sdk@$SDK_VERSION installed with the plugin" "${OC_SDK:-not found}"
 
 PROVIDERS="{\"fake\":{\"derives\":\"openai\",\"apiBase\":\"https://127.0.0.1:$UPSTREAM_PORT/v1\",\"apiKey\":\"fake-upstream-key\"}}"
 MODELS='{"smart":{"strategy":"priority","endpoints":[{"provider":"fake","modelId":"fake-model-1"}]}}'

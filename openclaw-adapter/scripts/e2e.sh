@@ -137,6 +137,9 @@ NODE="$CACHE/node-$NODE_VERSION/node_modules/$NODE_PKG/bin/node"
 OC_MJS="$CACHE/openclaw-$OPENCLAW_VERSION/node_modules/openclaw/openclaw.mjs"
 [ -f "$OC_MJS" ] || npm_into "$CACHE/openclaw-$OPENCLAW_VERSION" "openclaw@$OPENCLAW_VERSION" "about 650 MB"
 export PATH="$(dirname "$NODE"):$PATH"
+# The adapter's dependency (the MCP SDK): the helpers below and a linked checkout load it from the source.
+(cd "$ADAPTER" && npm install --no-save --prefer-offline --no-audit --no-fund --loglevel=error >"$WORK/npm-install.log" 2>&1) ||
+  die "npm install in $ADAPTER: $(tail -5 "$WORK/npm-install.log")"
 
 export OPENCLAW_OFFLINE=1 OPENCLAW_NO_AUTO_UPDATE=1 OPENCLAW_DISABLE_BONJOUR=1 OPENCLAW_NO_PROMPT=1
 unset OPENCLAW_STATE_DIR OPENCLAW_CONFIG_PATH OPENCLAW_PROFILE OPENCLAW_GATEWAY_PORT OPENCLAW_GATEWAY_TOKEN

@@ -1,7 +1,16 @@
 // @ts-check
 /**
- * A small MCP client for bitrouter-mcp's streamable HTTP endpoint (JSON-RPC 2.0 over POST, SSE-framed or
- * JSON responses, `mcp-session-id` sessions, a GET event stream for server notifications).
+ * The adapter's MCP client for bitrouter-mcp's streamable HTTP endpoint: the official SDK's `Client` over
+ * its `StreamableHTTPClientTransport` (framing, SSE, sessions, pings, timeouts), plus the glue the SDK
+ * leaves to its users:
+ *
+ * - results as values: a tool's structuredContent (or the JSON of its text), a resource's JSON;
+ * - a failed tool call thrown as a {@link ToolError} carrying the server's machine-readable
+ *   `_meta["bitrouter/error"].code`, so callers branch on codes, not on message text;
+ * - a bearer token when the server was started with one (`BITROUTER_MCP_AUTH_TOKEN`);
+ * - sessions that outlive the server: a forgotten session (HTTP 404, e.g. a restarted server) gets a new
+ *   one, re-subscribed, and the resource listeners hear "" (updates may have been missed); the
+ *   notification stream is reopened with backoff while subscriptions exist.
  *
  * It is the only code in the adapter that speaks MCP. It knows nothing about routes or OpenClaw; the
  * rest of the adapter uses the `McpClient` interface below, which tests replace with a fake.
@@ -9,30 +18,90 @@
  * @typedef {object} McpClient
  * @property {() => Promise<void>} connect                       initialize a session (idempotent)
  * @property {(name: string, args?: object, opts?: {timeoutMs?: number}) => Promise<any>} callTool
- *           structuredContent of the result (or the JSON in its first text block); throws on isError
+ *           structuredContent of the result (or the JSON in its text); throws a ToolError on isError
  * @property {(uri: string, opts?: {timeoutMs?: number}) => Promise<any>} readResourceJson
  *           parsed JSON of the resource's first text content
- * @property {(uri: string) => Promise<void>} subscribe          resources/subscribe + keep the event stream open
+ * @property {(uri: string) => Promise<void>} subscribe          resources/subscribe, renewed on every new session
  * @property {(fn: (uri: string) => void) => () => void} onResourceUpdated
  *           also called with "" after a reconnect, when updates may have been missed
  * @property {() => boolean} isConnected
  * @property {() => Promise<void>} close
  */
 
-export const LATEST_PROTOCOL_VERSION = "2025-11-25";
+import { setTimeout as sleep } from "node:timers/promises";
 
-/** Error carrying a JSON-RPC error object or an HTTP failure. */
-export class McpError extends Error {
+/**
+ * @typedef {import("@modelcontextprotocol/sdk/client/index.js").Client} Client
+ * @typedef {import("@modelcontextprotocol/sdk/client/streamableHttp.js").StreamableHTTPClientTransport} Transport
+ * @typedef {{
+ *   Client: typeof import("@modelcontextprotocol/sdk/client/index.js").Client,
+ *   StreamableHTTPClientTransport: typeof import("@modelcontextprotocol/sdk/client/streamableHttp.js").StreamableHTTPClientTransport,
+ *   StreamableHTTPError: typeof import("@modelcontextprotocol/sdk/client/streamableHttp.js").StreamableHTTPError,
+ *   McpError: typeof import("@modelcontextprotocol/sdk/types.js").McpError,
+ *   ResourceUpdatedNotificationSchema: typeof import("@modelcontextprotocol/sdk/types.js").ResourceUpdatedNotificationSchema,
+ * }} Sdk
+ */
+
+/** @type {Sdk|undefined} set once loaded; errors are only ever checked after a connect loaded it */
+let SDK;
+/** @type {Promise<Sdk>|undefined} */
+let sdkLoading;
+
+/**
+ * The SDK, loaded on first use: loading it takes a few hundred ms, which OpenClaw processes that load the
+ * plugin but never talk MCP (most CLI commands) should not pay.
+ * @returns {Promise<Sdk>}
+ */
+export function loadSdk() {
+  sdkLoading ??= Promise.all([
+    import("@modelcontextprotocol/sdk/client/index.js"),
+    import("@modelcontextprotocol/sdk/client/streamableHttp.js"),
+    import("@modelcontextprotocol/sdk/types.js"),
+  ]).then(([client, http, types]) => {
+    SDK = {
+      Client: client.Client,
+      StreamableHTTPClientTransport: http.StreamableHTTPClientTransport,
+      StreamableHTTPError: http.StreamableHTTPError,
+      McpError: types.McpError,
+      ResourceUpdatedNotificationSchema: types.ResourceUpdatedNotificationSchema,
+    };
+    return SDK;
+  });
+  return sdkLoading;
+}
+
+/**
+ * A JSON-RPC error answer (a timeout included): the session is still usable.
+ * @param {unknown} e
+ */
+export function isProtocolError(e) {
+  return SDK !== undefined && e instanceof SDK.McpError;
+}
+
+/** The server's bearer token, when it was started with one (`serve --auth-token` reads the same variable). */
+export const AUTH_TOKEN_ENV = "BITROUTER_MCP_AUTH_TOKEN";
+/** `_meta` key of the server's machine-readable tool error. */
+export const ERROR_META_KEY = "bitrouter/error";
+
+/** A tool call that returned `isError: true`. */
+export class ToolError extends Error {
   /**
-   * @param {string} message
-   * @param {{ code?: number, data?: unknown, status?: number, cause?: unknown }} [extra]
+   * @param {string} tool
+   * @param {any} result the CallToolResult
    */
-  constructor(message, extra = {}) {
-    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
-    this.name = "McpError";
-    this.code = extra.code;
-    this.data = extra.data;
-    this.status = extra.status;
+  constructor(tool, result) {
+    const text = Array.isArray(result?.content)
+      ? result.content.filter((/** @type {any} */ c) => c?.type === "text").map((/** @type {any} */ c) => c.text).join("\n")
+      : "";
+    super(`tool ${tool} failed: ${text || "(no message)"}`);
+    this.name = "ToolError";
+    this.tool = tool;
+    const meta = result?._meta?.[ERROR_META_KEY];
+    /** @type {string|undefined} the server's error code, e.g. "no_active_account", "already_exists" */
+    this.code = typeof meta?.code === "string" ? meta.code : undefined;
+    /** @type {string|undefined} the argument the error is about, when the server names one */
+    this.field = typeof meta?.field === "string" ? meta.field : undefined;
+    this.result = result;
   }
 }
 
@@ -51,71 +120,8 @@ export function isConnectionRefused(err) {
   return false;
 }
 
-/**
- * Incremental parser for `text/event-stream` bodies.
- * Feed decoded text; it calls `onEvent({event, data, id})` for every complete event.
- */
-export class SseParser {
-  /** @param {(ev: {event: string, data: string, id?: string}) => void} onEvent */
-  constructor(onEvent) {
-    this.onEvent = onEvent;
-    this.buf = "";
-    /** @type {string[]} */
-    this.data = [];
-    this.event = "";
-    /** @type {string|undefined} */
-    this.id = undefined;
-  }
-
-  /** @param {string} chunk */
-  push(chunk) {
-    this.buf += chunk;
-    for (;;) {
-      const m = /\r\n|\n|\r/.exec(this.buf);
-      if (!m) break;
-      // A lone trailing "\r" may be the first half of "\r\n": wait for more input.
-      if (m[0] === "\r" && m.index === this.buf.length - 1) break;
-      const line = this.buf.slice(0, m.index);
-      this.buf = this.buf.slice(m.index + m[0].length);
-      this.line(line);
-    }
-  }
-
-  /** @param {string} line */
-  line(line) {
-    if (line === "") {
-      if (this.data.length > 0) {
-        this.onEvent({ event: this.event || "message", data: this.data.join("\n"), id: this.id });
-      }
-      this.data = [];
-      this.event = "";
-      return;
-    }
-    if (line.startsWith(":")) return; // comment / keep-alive
-    const i = line.indexOf(":");
-    const field = i < 0 ? line : line.slice(0, i);
-    let value = i < 0 ? "" : line.slice(i + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "data") this.data.push(value);
-    else if (field === "event") this.event = value;
-    else if (field === "id") this.id = value;
-  }
-}
-
-/**
- * @param {number} ms
- * @param {AbortSignal} [signal]
- */
-function sleep(ms, signal) {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    t.unref?.();
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      resolve(undefined);
-    }, { once: true });
-  });
-}
+/** @param {unknown} e */
+const message = (e) => (e instanceof Error ? e.message : String(e));
 
 /**
  * Streamable HTTP MCP client.
@@ -127,38 +133,53 @@ export class McpHttpClient {
    * @param {string} opts.url                      e.g. http://127.0.0.1:8788/mcp
    * @param {{name: string, version: string}} [opts.clientInfo]
    * @param {typeof fetch} [opts.fetch]
-   * @param {number} [opts.requestTimeoutMs]
+   * @param {number} [opts.requestTimeoutMs]       default per-request timeout
+   * @param {string} [opts.authToken]              bearer token for a server started with --auth-token
    * @param {{debug?: (m: string) => void, warn: (m: string) => void}} [opts.logger]
-   * @param {boolean} [opts.eventStream]          open the GET stream for subscriptions (default true)
+   * @param {boolean} [opts.eventStream]           keep the GET notification stream (default true); short-lived
+   *                                               clients turn it off so the server holds no stream for them
    */
-  constructor({ url, clientInfo = { name: "bitrouter-openclaw", version: "0.1.0" }, fetch: f, requestTimeoutMs = 10000, logger, eventStream = true }) {
+  constructor({ url, clientInfo = { name: "bitrouter-openclaw", version: "0.1.0" }, fetch: f, requestTimeoutMs = 10000, authToken, logger, eventStream = true }) {
     this.url = url;
     this.clientInfo = clientInfo;
-    this.fetch = f ?? globalThis.fetch.bind(globalThis);
+    this.baseFetch = f ?? globalThis.fetch.bind(globalThis);
     this.requestTimeoutMs = requestTimeoutMs;
+    this.authToken = authToken;
     this.logger = logger;
     this.useEventStream = eventStream;
-    /** @type {string|undefined} */
-    this.sessionId = undefined;
-    this.protocolVersion = LATEST_PROTOCOL_VERSION;
-    /** @type {any} */
-    this.serverInfo = undefined;
-    /** @type {any} */
-    this.serverCapabilities = undefined;
-    this.nextId = 1;
-    /** @type {Map<number|string, {resolve: (v: any) => void, reject: (e: any) => void}>} */
-    this.pending = new Map();
-    /** @type {Set<(uri: string) => void>} */
-    this.updateListeners = new Set();
-    /** @type {Set<string>} */
-    this.subscriptions = new Set();
+    /** @type {Client|undefined} */
+    this.client = undefined;
+    /** @type {Transport|undefined} */
+    this.transport = undefined;
     /** @type {Promise<void>|undefined} */
     this.connecting = undefined;
     this.connected = false;
     this.closed = false;
-    /** @type {AbortController|undefined} */
-    this.streamAbort = undefined;
-    this.streamRunning = false;
+    /** Counts sessions, so the end of an old session's stream does not disturb the current one. */
+    this.generation = 0;
+    /** @type {Set<(uri: string) => void>} */
+    this.updateListeners = new Set();
+    /** @type {Set<string>} */
+    this.subscriptions = new Set();
+    this.recovering = false;
+    /** @type {"pending"|"open"|"unsupported"|"lost"|undefined} the GET notification stream of this session */
+    this.stream = undefined;
+    this.closing = new AbortController();
+  }
+
+  /** @returns {{name: string, version: string}|undefined} */
+  get serverInfo() {
+    return this.client?.getServerVersion();
+  }
+
+  /** @returns {string|undefined} */
+  get sessionId() {
+    return this.transport?.sessionId;
+  }
+
+  /** @returns {string|undefined} */
+  get protocolVersion() {
+    return this.transport?.protocolVersion;
   }
 
   isConnected() {
@@ -170,228 +191,178 @@ export class McpHttpClient {
     this.logger?.debug?.(`[bitrouter] mcp: ${m}`);
   }
 
-  /** Builds request headers. @param {boolean} [withSession] */
-  headers(withSession = true) {
-    /** @type {Record<string, string>} */
-    const h = {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-    };
-    if (withSession && this.sessionId) {
-      h["mcp-session-id"] = this.sessionId;
-      h["mcp-protocol-version"] = this.protocolVersion;
-    }
-    return h;
-  }
-
   async connect() {
-    if (this.closed) throw new McpError("client closed");
+    if (this.closed) throw new Error("MCP client closed");
     if (this.connected) return;
-    if (!this.connecting) {
-      this.connecting = this.initialize().finally(() => {
-        this.connecting = undefined;
-      });
-    }
+    this.connecting ??= this.open().finally(() => {
+      this.connecting = undefined;
+    });
     return this.connecting;
   }
 
-  async initialize() {
-    this.sessionId = undefined;
-    const result = await this.rawRequest(
-      "initialize",
-      {
-        protocolVersion: LATEST_PROTOCOL_VERSION,
-        capabilities: {},
-        clientInfo: this.clientInfo,
-      },
-      { timeoutMs: this.requestTimeoutMs, captureSession: true },
-    );
-    this.protocolVersion = typeof result?.protocolVersion === "string" ? result.protocolVersion : LATEST_PROTOCOL_VERSION;
-    this.serverInfo = result?.serverInfo;
-    this.serverCapabilities = result?.capabilities;
-    await this.post({ jsonrpc: "2.0", method: "notifications/initialized" }, { timeoutMs: this.requestTimeoutMs });
-    this.connected = true;
-    this.debug(`session ${this.sessionId ?? "(none)"} protocol ${this.protocolVersion}`);
-    // A new session has no subscriptions: renew them, then tell listeners updates may have been missed.
-    for (const uri of this.subscriptions) {
-      await this.request("resources/subscribe", { uri }).catch((e) => this.logger?.warn(`[bitrouter] re-subscribe ${uri} failed: ${e.message}`));
+  /** A new SDK client and session; renews the subscriptions of the previous one. */
+  async open() {
+    const { Client, StreamableHTTPClientTransport, ResourceUpdatedNotificationSchema } = await loadSdk();
+    await this.drop();
+    const generation = ++this.generation;
+    const transport = new StreamableHTTPClientTransport(new URL(this.url), {
+      fetch: (url, init) => this.fetchFor(generation, url, init),
+      requestInit: this.authToken ? { headers: { authorization: `Bearer ${this.authToken}` } } : undefined,
+      // The SDK would retry the stream on the same session; after a restart only a new session helps,
+      // so the stream's loss is handled here (streamLost).
+      reconnectionOptions: { initialReconnectionDelay: 500, maxReconnectionDelay: 30000, reconnectionDelayGrowFactor: 2, maxRetries: 0 },
+    });
+    const client = new Client(this.clientInfo, { capabilities: {} });
+    client.onerror = (e) => this.debug(message(e));
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => this.emitUpdated(n.params.uri));
+    this.client = client;
+    this.transport = transport;
+    try {
+      await client.connect(transport, { timeout: this.requestTimeoutMs });
+    } catch (e) {
+      await this.drop();
+      throw e;
     }
+    this.connected = true;
+    this.debug(`session ${transport.sessionId ?? "(none)"} protocol ${transport.protocolVersion}`);
+    // A new session has no subscriptions: renew them, then tell listeners updates may have been missed.
     if (this.subscriptions.size > 0) {
-      this.ensureEventStream();
+      for (const uri of this.subscriptions) {
+        await client.subscribeResource({ uri }, { timeout: this.requestTimeoutMs }).catch((e) => this.logger?.warn(`[bitrouter] re-subscribe ${uri} failed: ${message(e)}`));
+      }
       this.emitUpdated("");
     }
   }
 
   /**
-   * A request on the current session; re-initializes once when the server no longer knows the session.
-   * @param {string} method
-   * @param {object} [params]
-   * @param {{timeoutMs?: number}} [opts]
+   * Forgets the current session (closing its transport aborts its requests and stream); with
+   * `expected`, only if that transport is still the current one (another caller may have renewed it).
+   * @param {Transport} [expected]
    */
-  async request(method, params, opts = {}) {
-    await this.connect();
-    try {
-      return await this.rawRequest(method, params, opts);
-    } catch (e) {
-      if (e instanceof McpError && e.status === 404 && this.sessionId) {
-        this.debug(`session expired on ${method}; re-initializing`);
-        this.connected = false;
-        await this.connect();
-        return this.rawRequest(method, params, opts);
-      }
-      // A JSON-RPC error or a failed tool leaves the session usable; anything else (unreachable, HTTP
-      // error, timeout) makes the next call start a new session.
-      const protocolLevel = e instanceof McpError && (e.code !== undefined || e.data !== undefined);
-      if (!protocolLevel) this.connected = false;
-      throw e;
-    }
+  async drop(expected) {
+    if (expected && expected !== this.transport) return;
+    this.generation++; // the old stream's end is no news
+    this.stream = undefined;
+    const client = this.client;
+    this.client = undefined;
+    this.transport = undefined;
+    this.connected = false;
+    await client?.close().catch(() => {});
   }
 
   /**
-   * @param {string} method
-   * @param {object|undefined} params
-   * @param {{timeoutMs?: number, captureSession?: boolean}} opts
+   * The transport's fetch: watches the GET notification stream, so its end can be noticed, and
+   * answers GET itself with 405 (no stream offered) when this client wants none.
+   * @param {number} generation
+   * @param {string|URL} url
+   * @param {RequestInit} [init]
+   * @returns {Promise<Response>}
    */
-  async rawRequest(method, params, { timeoutMs = this.requestTimeoutMs, captureSession = false } = {}) {
-    const id = this.nextId++;
-    /** @type {{resolve: (v: any) => void, reject: (e: any) => void}} */
-    let slot = { resolve: () => {}, reject: () => {} };
-    const done = new Promise((resolve, reject) => {
-      slot = { resolve, reject };
-    });
-    this.pending.set(id, slot);
-    const abort = new AbortController();
-    const timer = setTimeout(() => {
-      abort.abort();
-      slot.reject(new McpError(`MCP ${method} timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    timer.unref?.();
-    try {
-      /** @type {any} */
-      const msg = { jsonrpc: "2.0", id, method };
-      if (params !== undefined) msg.params = params;
-      const posting = this.post(msg, { signal: abort.signal, captureSession, expectResponseFor: id });
-      // Whichever settles first: the response (possibly from another stream) or a transport error.
-      posting.catch((e) => slot.reject(e));
-      const res = await done;
-      abort.abort(); // stop reading the rest of the SSE body, if any
-      return res;
-    } finally {
-      clearTimeout(timer);
-      this.pending.delete(id);
-    }
-  }
-
-  /**
-   * POSTs one JSON-RPC message and dispatches whatever comes back.
-   * @param {object} msg
-   * @param {{signal?: AbortSignal, timeoutMs?: number, captureSession?: boolean, expectResponseFor?: number}} opts
-   */
-  async post(msg, { signal, timeoutMs, captureSession = false, expectResponseFor } = {}) {
-    const sig = signal ?? AbortSignal.timeout(timeoutMs ?? this.requestTimeoutMs);
+  async fetchFor(generation, url, init) {
+    if (init?.method !== "GET") return this.baseFetch(url, init);
+    if (!this.useEventStream) return new Response(null, { status: 405 });
+    if (generation === this.generation) this.stream = "pending";
+    /** @type {Response} */
     let res;
     try {
-      res = await this.fetch(this.url, { method: "POST", headers: this.headers(!captureSession), body: JSON.stringify(msg), signal: sig });
+      res = await this.baseFetch(url, init);
     } catch (e) {
-      if (sig.aborted) return;
-      throw new McpError(`cannot reach ${this.url}: ${/** @type {Error} */ (e).message}`, { cause: e });
+      this.streamLost(generation, e);
+      throw e;
     }
-    if (captureSession) {
-      const sid = res.headers.get("mcp-session-id");
-      if (sid) this.sessionId = sid;
+    if (!res.ok || !res.body) {
+      if (res.status !== 405) this.streamLost(generation, new Error(`GET event stream: HTTP ${res.status}`));
+      else if (generation === this.generation) this.stream = "unsupported";
+      return res;
     }
-    if (res.status === 202 || res.status === 204) {
-      await res.body?.cancel().catch(() => {});
-      if (expectResponseFor !== undefined) throw new McpError(`server accepted request ${expectResponseFor} without a response`);
-      return;
-    }
-    if (!res.ok) {
-      const text = await res.text().catch(() => "");
-      throw new McpError(`HTTP ${res.status} from ${this.url}${text ? `: ${text.slice(0, 300)}` : ""}`, { status: res.status });
-    }
-    const type = (res.headers.get("content-type") ?? "").toLowerCase();
-    if (type.includes("text/event-stream")) {
-      await this.readSse(res, sig, expectResponseFor);
-    } else if (type.includes("application/json")) {
-      const text = await res.text();
-      if (text.trim()) this.dispatchText(text);
-    } else {
-      await res.body?.cancel().catch(() => {});
-      if (expectResponseFor !== undefined) throw new McpError(`unexpected content-type ${JSON.stringify(type)} from ${this.url}`);
-    }
-    if (expectResponseFor !== undefined && this.pending.has(expectResponseFor)) {
-      throw new McpError(`stream ended without a response to request ${expectResponseFor}`);
-    }
+    if (generation === this.generation) this.stream = "open";
+    const reader = res.body.getReader();
+    const body = new ReadableStream({
+      pull: async (ctrl) => {
+        try {
+          const { done, value } = await reader.read();
+          if (done) {
+            ctrl.close();
+            this.streamLost(generation, new Error("event stream ended"));
+          } else {
+            ctrl.enqueue(value);
+          }
+        } catch (e) {
+          ctrl.error(e);
+          this.streamLost(generation, e);
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
   }
 
   /**
-   * Reads an SSE body until it ends, the signal aborts, or the awaited response has arrived.
-   * @param {Response} res
-   * @param {AbortSignal} [signal]
-   * @param {number} [untilResponse]
+   * The notification stream of session `generation` is gone. While subscribed, reopen it: on the same
+   * session when the server still knows it, else on a new one; with backoff while nothing answers.
+   * @param {number} generation
+   * @param {unknown} why
    */
-  async readSse(res, signal, untilResponse) {
-    if (!res.body) return;
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    const parser = new SseParser((ev) => {
-      if (ev.event === "message" && ev.data.trim()) this.dispatchText(ev.data);
-    });
-    const onAbort = () => reader.cancel().catch(() => {});
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      for (;;) {
-        if (untilResponse !== undefined && !this.pending.has(untilResponse)) break;
-        let chunk;
-        try {
-          chunk = await reader.read();
-        } catch (e) {
-          if (signal?.aborted) return;
-          throw new McpError(`event stream from ${this.url} failed: ${/** @type {Error} */ (e).message}`, { cause: e });
+  streamLost(generation, why) {
+    if (generation !== this.generation) return;
+    this.stream = "lost";
+    if (this.closed || this.subscriptions.size === 0 || this.recovering) return;
+    this.debug(`event stream interrupted: ${message(why)}`);
+    this.recovering = true;
+    (async () => {
+      let delay = 250;
+      /** @type {Transport|undefined} */
+      let transport;
+      try {
+        while (!this.closed && this.subscriptions.size > 0) {
+          await sleep(delay, undefined, { signal: this.closing.signal, ref: false });
+          delay = Math.min(delay * 2, 30000);
+          try {
+            transport = this.transport;
+            if (this.connected && transport) {
+              await transport.resumeStream(/** @type {any} */ (undefined));
+              this.emitUpdated(""); // updates may have been missed while the stream was down
+            } else {
+              await this.connect(); // re-subscribes and tells the listeners
+            }
+            return;
+          } catch (e) {
+            this.debug(`event stream: ${message(e)}`);
+            // The server forgot the session, or is not there: the next try starts a new session.
+            if (transport && !isProtocolError(e)) await this.drop(transport);
+          }
         }
-        if (chunk.done) break;
-        parser.push(decoder.decode(chunk.value, { stream: true }));
+      } catch {
+        // closed while waiting
+      } finally {
+        this.recovering = false;
       }
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      reader.cancel().catch(() => {});
-    }
+    })();
   }
 
-  /** @param {string} text */
-  dispatchText(text) {
-    let parsed;
+  /**
+   * One request on the current session; re-initializes once when the server no longer knows it.
+   * @template T
+   * @param {string} what
+   * @param {(c: Client) => Promise<T>} fn
+   * @returns {Promise<T>}
+   */
+  async request(what, fn) {
+    await this.connect();
+    const transport = this.transport;
     try {
-      parsed = JSON.parse(text);
-    } catch {
-      this.logger?.warn(`[bitrouter] ignoring non-JSON MCP message: ${text.slice(0, 200)}`);
-      return;
-    }
-    for (const m of Array.isArray(parsed) ? parsed : [parsed]) this.dispatch(m);
-  }
-
-  /** @param {any} m */
-  dispatch(m) {
-    if (!m || typeof m !== "object") return;
-    if (m.method === undefined && m.id !== undefined) {
-      const slot = this.pending.get(m.id);
-      if (!slot) return;
-      this.pending.delete(m.id);
-      if (m.error) slot.reject(new McpError(`MCP error ${m.error.code}: ${m.error.message}`, { code: m.error.code, data: m.error.data }));
-      else slot.resolve(m.result);
-      return;
-    }
-    if (typeof m.method === "string" && m.id !== undefined) {
-      // Server-to-client request: answer ping, decline the rest.
-      const reply = m.method === "ping"
-        ? { jsonrpc: "2.0", id: m.id, result: {} }
-        : { jsonrpc: "2.0", id: m.id, error: { code: -32601, message: `method not supported by this client: ${m.method}` } };
-      this.post(reply, {}).catch(() => {});
-      return;
-    }
-    if (m.method === "notifications/resources/updated") {
-      const uri = typeof m.params?.uri === "string" ? m.params.uri : "";
-      this.emitUpdated(uri);
+      return await fn(/** @type {Client} */ (this.client));
+    } catch (e) {
+      if (isSessionGone(e)) {
+        this.debug(`session expired on ${what}; re-initializing`);
+        await this.drop(transport);
+        await this.connect();
+        return fn(/** @type {Client} */ (this.client));
+      }
+      // A JSON-RPC error (a timeout included) leaves the session usable; anything else (unreachable,
+      // HTTP error) makes the next call start a new session.
+      if (!isProtocolError(e)) await this.drop(transport);
+      throw e;
     }
   }
 
@@ -401,7 +372,7 @@ export class McpHttpClient {
       try {
         fn(uri);
       } catch (e) {
-        this.logger?.warn(`[bitrouter] resource update listener failed: ${/** @type {Error} */ (e).message}`);
+        this.logger?.warn(`[bitrouter] resource update listener failed: ${message(e)}`);
       }
     }
   }
@@ -418,12 +389,13 @@ export class McpHttpClient {
    * @param {{timeoutMs?: number}} [opts]
    */
   async callTool(name, args = {}, opts = {}) {
-    const result = await this.request("tools/call", { name, arguments: args }, opts);
-    const text = Array.isArray(result?.content)
-      ? result.content.filter((/** @type {any} */ c) => c?.type === "text").map((/** @type {any} */ c) => c.text).join("\n")
+    const timeout = opts.timeoutMs ?? this.requestTimeoutMs;
+    const result = await this.request(`tools/call ${name}`, (c) => c.callTool({ name, arguments: /** @type {Record<string, unknown>} */ (args) }, undefined, { timeout }));
+    if (result.isError) throw new ToolError(name, result);
+    if (result.structuredContent !== undefined) return result.structuredContent;
+    const text = Array.isArray(result.content)
+      ? result.content.filter((c) => c?.type === "text").map((c) => /** @type {{text: string}} */ (c).text).join("\n")
       : "";
-    if (result?.isError) throw new McpError(`tool ${name} failed: ${text || JSON.stringify(result.structuredContent ?? {})}`, { data: result });
-    if (result?.structuredContent !== undefined) return result.structuredContent;
     try {
       return JSON.parse(text);
     } catch {
@@ -436,88 +408,42 @@ export class McpHttpClient {
    * @param {{timeoutMs?: number}} [opts]
    */
   async readResourceJson(uri, opts = {}) {
-    const result = await this.request("resources/read", { uri }, opts);
-    const first = Array.isArray(result?.contents) ? result.contents.find((/** @type {any} */ c) => typeof c?.text === "string") : undefined;
-    if (!first) throw new McpError(`resource ${uri} has no text content`);
+    const timeout = opts.timeoutMs ?? this.requestTimeoutMs;
+    const result = await this.request(`resources/read ${uri}`, (c) => c.readResource({ uri }, { timeout }));
+    const first = /** @type {{text?: unknown}[]} */ (result.contents).find((c) => typeof c?.text === "string");
+    if (!first) throw new Error(`resource ${uri} has no text content`);
     try {
-      return JSON.parse(first.text);
+      return JSON.parse(/** @type {string} */ (first.text));
     } catch (e) {
-      throw new McpError(`resource ${uri} is not JSON: ${/** @type {Error} */ (e).message}`);
+      throw new Error(`resource ${uri} is not JSON: ${message(e)}`);
     }
   }
 
   /** @param {string} uri */
   async subscribe(uri) {
+    await this.request(`resources/subscribe ${uri}`, (c) => c.subscribeResource({ uri }, { timeout: this.requestTimeoutMs }));
     this.subscriptions.add(uri);
-    await this.request("resources/subscribe", { uri });
-    this.ensureEventStream();
-  }
-
-  /** Keeps one GET event stream open while subscribed; reconnects with backoff. */
-  ensureEventStream() {
-    if (!this.useEventStream || this.streamRunning || this.closed) return;
-    this.streamRunning = true;
-    this.streamAbort = new AbortController();
-    const signal = this.streamAbort.signal;
-    (async () => {
-      let delay = 500;
-      let first = true;
-      while (!signal.aborted && !this.closed) {
-        try {
-          if (!this.connected) await this.connect();
-          const res = await this.fetch(this.url, {
-            method: "GET",
-            headers: { accept: "text/event-stream", ...(this.sessionId ? { "mcp-session-id": this.sessionId, "mcp-protocol-version": this.protocolVersion } : {}) },
-            signal,
-          });
-          if (res.status === 405) {
-            this.debug("server offers no GET event stream; relying on the refresh timer");
-            await res.body?.cancel().catch(() => {});
-            break;
-          }
-          if (res.status === 404) {
-            await res.body?.cancel().catch(() => {});
-            this.connected = false; // session gone: connect() re-initializes and re-subscribes
-            delay = 250;
-          } else {
-            if (!res.ok) throw new McpError(`GET event stream: HTTP ${res.status}`, { status: res.status });
-            if (!first) this.emitUpdated(""); // we may have missed updates while disconnected
-            first = false;
-            delay = 500;
-            await this.readSse(res, signal);
-          }
-        } catch (e) {
-          if (signal.aborted) break;
-          this.debug(`event stream interrupted: ${/** @type {Error} */ (e).message}`);
-          if (isConnectionRefused(e)) this.connected = false;
-        }
-        if (signal.aborted) break;
-        first = false;
-        await sleep(delay, signal);
-        delay = Math.min(delay * 2, 30000);
-      }
-      this.streamRunning = false;
-    })();
+    // The stream ended while nothing was subscribed (nobody reopened it): reopen it now.
+    if (this.stream === "lost") this.streamLost(this.generation, new Error("no event stream"));
   }
 
   async close() {
     if (this.closed) return;
     this.closed = true;
-    this.streamAbort?.abort();
-    for (const slot of this.pending.values()) slot.reject(new McpError("client closed"));
-    this.pending.clear();
-    if (this.sessionId && this.connected) {
-      try {
-        const res = await this.fetch(this.url, {
-          method: "DELETE",
-          headers: { "mcp-session-id": this.sessionId, "mcp-protocol-version": this.protocolVersion },
-          signal: AbortSignal.timeout(1000),
-        });
-        await res.body?.cancel().catch(() => {});
-      } catch {
-        // best effort
-      }
+    this.closing.abort();
+    const transport = this.transport;
+    if (transport?.sessionId && this.connected) {
+      // Best effort: end the session on the server (bounded, the server may be gone).
+      await Promise.race([transport.terminateSession().catch(() => {}), sleep(1000, undefined, { ref: false })]);
     }
-    this.connected = false;
+    await this.drop();
   }
+}
+
+/**
+ * The server answered 404 for our session id: it restarted or expired the session.
+ * @param {unknown} e
+ */
+function isSessionGone(e) {
+  return SDK !== undefined && e instanceof SDK.StreamableHTTPError && e.code === 404;
 }

@@ -1,78 +1,27 @@
 // @ts-check
 /**
- * The adapter's live state inside one OpenClaw process: the bitrouter-mcp child (when autoStart), the
- * MCP client, the route cache, the refresh timer and the BitRouter API token.
+ * The adapter's live state inside one OpenClaw process, and the order things happen in: the gateway
+ * service's start (probe the MCP port, join a running bitrouter-mcp or spawn one, wait until it answers,
+ * first refresh) and stop, restarts after a crash, and the gateway methods' answers.
  *
- * It owns every side effect of the plugin. `register()` only builds it; the gateway service calls
- * `start`/`stop`; the hook reads `cache`; gateway methods call `status`/`routes`. Processes that run
- * no services (`openclaw agent --local`) use `warmUp`, which reads the routes once per refresh period
- * from a bitrouter-mcp that is already running, and leaves no socket or timer behind.
+ * The parts live beside it: the child process in child.js, the OpenClaw token in token.js, the route
+ * refresh loop (timer, subscription, `agent --local` warm-up) in refresh.js, MCP in mcp-client.js.
+ * `register()` only builds this; the gateway service calls `start`/`stop`; the hook reads `cache`;
+ * gateway methods call `status`/`routes`.
  */
 
-import { spawn as nodeSpawn } from "node:child_process";
-import fs from "node:fs";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 
 import { resolveBinary as defaultResolveBinary } from "./binary.js";
-import {
-  PLUGIN_ID,
-  ROUTES_URI,
-  adapterPaths,
-  mcpUrl,
-  refreshIntervalMs,
-  resolveConfig,
-  writeServerConfigFile,
-} from "./config.js";
-import { McpHttpClient, isConnectionRefused } from "./mcp-client.js";
-import { API_KEY_ENV } from "./provider.js";
+import { ServerProcess, RestartBudget, MAX_RESTARTS, RESTART_WINDOW_MS } from "./child.js";
+import { PLUGIN_ID, ROUTES_URI, adapterPaths, mcpUrl, refreshIntervalMs, resolveConfig } from "./config.js";
+import { AUTH_TOKEN_ENV, McpHttpClient, isConnectionRefused } from "./mcp-client.js";
+import { RouteRefresher } from "./refresh.js";
 import { RouteCache } from "./routing.js";
+import { TokenKeeper } from "./token.js";
 
-/**
- * Arguments of the keygen call that mints OpenClaw's credential. The gateway's service saves it under
- * this name (replacing the one an earlier start saved); short-lived processes mint without a name.
- */
-export const KEYGEN_ARGS = Object.freeze({ scope: "api", exp: "30d", name: "openclaw" });
-
-/**
- * The model allowlist of OpenClaw's token: in selective mode with virtual models configured, those
- * names plus direct `provider:model_id` routing — nothing else. With `interceptAllModels` (any model
- * may arrive) or no virtual models, no allowlist.
- * @param {{ interceptAllModels: boolean, models: Record<string, unknown> }} config
- * @returns {string[] | undefined}
- */
-export function tokenModels(config) {
-  const names = Object.keys(config.models ?? {});
-  if (config.interceptAllModels || names.length === 0) return undefined;
-  return [...names.sort(), "*:*"];
-}
-/** The server's refusals that ensureToken knows how to resolve. */
-const NO_ACCOUNT_RE = /no active account/i;
-const NAME_TAKEN_RE = /already exists/i;
-/** Re-mint the token when it has less than this left. */
-const TOKEN_RENEW_BEFORE_MS = 7 * 24 * 3600 * 1000;
-const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
-/** At most this many automatic restarts of bitrouter-mcp within RESTART_WINDOW_MS. */
-const MAX_RESTARTS = 3;
-const RESTART_WINDOW_MS = 10 * 60 * 1000;
-
-/**
- * Tokens this plugin minted, shared across module reloads in one process, so a token we put in
- * BITROUTER_API_KEY is not mistaken for one the user set.
- * @type {Map<string, number>} token -> expiry (epoch ms)
- */
-const MINTED = (() => {
-  const key = Symbol.for("bitrouter-openclaw.minted-tokens");
-  /** @type {any} */
-  const g = globalThis;
-  g[key] ??= new Map();
-  return g[key];
-})();
-
-/** @param {string} s */
-function stripAnsi(s) {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, "");
-}
+export { KEYGEN_ARGS, _resetMintedTokens, tokenModels } from "./token.js";
 
 /** @param {unknown} e */
 function msg(e) {
@@ -81,8 +30,7 @@ function msg(e) {
 
 /**
  * @typedef {{ info: (m: string) => void, warn: (m: string) => void, error: (m: string) => void, debug?: (m: string) => void }} Logger
- * @typedef {{ connect: () => Promise<void>, callTool: Function, readResourceJson: Function, subscribe: Function,
- *             onResourceUpdated: Function, isConnected: () => boolean, close: () => Promise<void>, serverInfo?: any }} Client
+ * @typedef {import("./refresh.js").Client} Client
  */
 
 export class BitrouterRuntime {
@@ -92,7 +40,7 @@ export class BitrouterRuntime {
    * @param {unknown} [opts.pluginConfig]             api.pluginConfig at register time
    * @param {() => string} opts.resolveStateDir       OpenClaw's state directory
    * @param {object} [opts.deps]                      injectable for tests
-   * @param {typeof nodeSpawn} [opts.deps.spawn]
+   * @param {import("./child.js").ServerProcess["spawn"]} [opts.deps.spawn]
    * @param {(url: string, o: {requestTimeoutMs?: number, eventStream?: boolean}) => Client} [opts.deps.createClient]
    * @param {typeof defaultResolveBinary} [opts.deps.resolveBinary]
    * @param {NodeJS.ProcessEnv} [opts.deps.env]
@@ -105,51 +53,60 @@ export class BitrouterRuntime {
   constructor({ logger, pluginConfig, resolveStateDir, deps = {} }) {
     this.logger = logger;
     this.resolveStateDir = resolveStateDir;
-    this.spawn = deps.spawn ?? nodeSpawn;
+    this.env = deps.env ?? process.env;
     this.createClient =
       deps.createClient ??
-      ((url, o) => new McpHttpClient({ url, logger, requestTimeoutMs: o.requestTimeoutMs, eventStream: o.eventStream }));
+      ((url, o) =>
+        new McpHttpClient({ url, logger: this.logger, requestTimeoutMs: o.requestTimeoutMs, eventStream: o.eventStream, authToken: this.env[AUTH_TOKEN_ENV] || undefined }));
     this.resolveBinary = deps.resolveBinary ?? defaultResolveBinary;
-    this.env = deps.env ?? process.env;
     this.now = deps.now ?? Date.now;
     this.startupTimeoutMs = deps.startupTimeoutMs ?? 20000;
-    this.stopTimeoutMs = deps.stopTimeoutMs ?? 5000;
     this.pollMs = deps.pollMs ?? 250;
-    this.restartDelayMs = deps.restartDelayMs ?? 2000;
 
     this.config = resolveConfig(pluginConfig);
     this.cache = new RouteCache();
     /** @type {Client|undefined} */
     this.client = undefined;
-    /** @type {import("node:child_process").ChildProcess|undefined} */
-    this.child = undefined;
     /** @type {string|undefined} */
     this.binary = undefined;
     /** @type {ReturnType<typeof adapterPaths>|undefined} */
     this.paths = undefined;
     this.serviceStarted = false;
     this.stopping = false;
-    this.subscribed = false;
     /** @type {string|undefined} why routing is off, for status and logs */
     this.lastError = undefined;
-    /** @type {string[]} last lines of the child's output */
-    this.outputTail = [];
-    /** @type {number[]} */
-    this.restarts = [];
-    /** @type {NodeJS.Timeout|undefined} */
-    this.timer = undefined;
-    /** @type {NodeJS.Timeout|undefined} */
-    this.debounce = undefined;
     /** @type {NodeJS.Timeout|undefined} */
     this.restartTimer = undefined;
-    /** @type {Promise<void>|undefined} */
-    this.refreshing = undefined;
-    this.refreshQueued = false;
-    this.lastWarmUp = 0;
-    this.userKeyLogged = false;
-    this.tokenWarned = false;
-    /** @type {(() => void)|undefined} */
-    this.exitHook = undefined;
+    this.restarts = new RestartBudget(deps.restartDelayMs ?? 2000);
+
+    this.server = new ServerProcess({
+      spawn: deps.spawn,
+      env: this.env,
+      now: this.now,
+      logger: () => this.logger,
+      stopTimeoutMs: deps.stopTimeoutMs ?? 5000,
+      onError: (reason) => this.fail(reason),
+      onExit: (_child, code, signal) => this.onChildExit(code, signal),
+    });
+    this.tokens = new TokenKeeper({ env: this.env, now: this.now, logger: () => this.logger, config: () => this.config });
+    this.refresher = new RouteRefresher({
+      cache: this.cache,
+      tokens: this.tokens,
+      client: () => this.client,
+      createClient: (url, o) => this.createClient(url, o),
+      config: () => this.config,
+      logger: () => this.logger,
+      now: this.now,
+      stopping: () => this.stopping,
+      onResult: (error) => {
+        this.lastError = error;
+      },
+    });
+  }
+
+  /** The running bitrouter-mcp child, if this gateway started one. */
+  get child() {
+    return this.server.child;
   }
 
   // ---------------------------------------------------------------- service lifecycle
@@ -172,7 +129,7 @@ export class BitrouterRuntime {
     const url = mcpUrl(this.config);
 
     this.client = this.createClient(url, { requestTimeoutMs: 10000, eventStream: true });
-    this.client.onResourceUpdated(() => this.scheduleRefresh());
+    this.client.onResourceUpdated(() => this.refresher.schedule());
 
     if (this.config.autoStart) {
       const probe = await this.probe(this.client);
@@ -181,13 +138,13 @@ export class BitrouterRuntime {
           `port ${this.config.mcpPort} is in use by a program that is not bitrouter-mcp (${this.lastError}). ` +
             `Stop it or set plugins.entries.${PLUGIN_ID}.config.mcpPort to a free port.`,
         );
-        this.startTimer();
+        this.refresher.startTimer();
         return;
       }
       if (probe === "bitrouter") {
         await this.joinExisting(this.client, url);
       } else if (!this.launch()) {
-        this.startTimer();
+        this.refresher.startTimer();
         return;
       }
     } else {
@@ -206,21 +163,19 @@ export class BitrouterRuntime {
       );
       this.cache.markUnreachable("bitrouter-mcp is not answering yet");
     }
-    this.startTimer();
+    this.refresher.startTimer();
   }
 
   /** @param {{ logger?: Logger }} [_ctx] */
   async stop(_ctx) {
     this.stopping = true;
-    clearInterval(this.timer);
-    clearTimeout(this.debounce);
+    this.refresher.stop();
     clearTimeout(this.restartTimer);
-    this.timer = this.debounce = this.restartTimer = undefined;
+    this.restartTimer = undefined;
     const client = this.client;
     this.client = undefined;
-    this.subscribed = false;
     await client?.close().catch(() => {});
-    await this.killChild();
+    await this.server.stop();
     this.cache.markUnreachable("stopped");
     this.serviceStarted = false;
   }
@@ -277,114 +232,37 @@ export class BitrouterRuntime {
     );
   }
 
-  /** Spawns bitrouter-mcp. Returns false (after logging why) when it cannot. */
+  /** Finds the binary and spawns bitrouter-mcp. Returns false (after logging why) when it cannot. */
   launch() {
-    const cfg = this.config;
-    const paths = /** @type {NonNullable<typeof this.paths>} */ (this.paths);
-    const bin = this.resolveBinary({ binaryPath: cfg.binaryPath, env: this.env });
+    const bin = this.resolveBinary({ binaryPath: this.config.binaryPath, env: this.env });
     if (!bin.ok) {
       this.fail(bin.message);
       return false;
     }
     this.binary = bin.path;
-    try {
-      writeServerConfigFile(paths.configFile, cfg);
-      fs.mkdirSync(paths.dataDir, { recursive: true, mode: 0o700 });
-    } catch (e) {
-      this.fail(`cannot write ${paths.configFile}: ${msg(e)}`);
-      return false;
-    }
-    // --exit-with-parent: should OpenClaw die without stopping its services (SIGKILL, crash), the server
-    // gets SIGTERM from the kernel and stops its daemon, so nothing is left holding the ports.
-    const args = [
-      "serve",
-      "--http",
-      `127.0.0.1:${cfg.mcpPort}`,
-      "--config",
-      paths.configFile,
-      "--data-dir",
-      paths.dataDir,
-      "--exit-with-parent",
-    ];
-    this.logger.info(`[bitrouter] starting ${bin.path} ${args.join(" ")} (output: ${paths.logFile})`);
-
-    /** @type {fs.WriteStream|undefined} */
-    let log;
-    try {
-      log = fs.createWriteStream(paths.logFile, { flags: "a", mode: 0o600 });
-      log.on("error", () => {});
-      log.write(`--- ${new Date(this.now()).toISOString()} ${bin.path} ${args.join(" ")}\n`);
-    } catch {
-      log = undefined;
-    }
-    const child = this.spawn(bin.path, args, { stdio: ["ignore", "pipe", "pipe"], env: this.env });
-    this.child = child;
-    this.outputTail = [];
-    /** @param {Buffer|string} chunk */
-    const onOutput = (chunk) => {
-      const text = chunk.toString();
-      log?.write(text);
-      for (const line of stripAnsi(text).split(/\r?\n/)) {
-        if (!line.trim()) continue;
-        this.outputTail.push(line);
-        if (this.outputTail.length > 40) this.outputTail.shift();
-      }
-    };
-    child.stdout?.on("data", onOutput);
-    child.stderr?.on("data", onOutput);
-    child.on("error", (e) => {
-      this.fail(`cannot run ${bin.path}: ${msg(e)}`);
-      if (child.pid === undefined && this.child === child) {
-        // It never started, so no "exit" follows.
-        this.child = undefined;
-        if (this.exitHook) process.removeListener("exit", this.exitHook);
-        this.exitHook = undefined;
-      }
-    });
-    child.on("exit", (code, signal) => {
-      log?.end();
-      this.onChildExit(child, code, signal);
-    });
-    // If OpenClaw exits without stopping services, do not leave the server behind.
-    this.exitHook = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    };
-    process.once("exit", this.exitHook);
-    return true;
+    const paths = /** @type {NonNullable<typeof this.paths>} */ (this.paths);
+    const res = this.server.launch({ binary: bin.path, mcpPort: this.config.mcpPort, paths, config: this.config });
+    if (!res.ok) this.fail(res.reason);
+    return res.ok;
   }
 
   /**
-   * @param {import("node:child_process").ChildProcess} child
+   * The child exited on its own: say why, and restart it within the restart budget.
    * @param {number|null} code
    * @param {string|null} signal
    */
-  onChildExit(child, code, signal) {
-    if (this.exitHook) process.removeListener("exit", this.exitHook);
-    this.exitHook = undefined;
-    if (child !== this.child) return;
-    this.child = undefined;
+  onChildExit(code, signal) {
     if (this.stopping) return;
-    const tail = this.outputTail.slice(-10).join("\n  ");
-    const portHint = /address already in use|EADDRINUSE|os error 98|os error 48/i.test(tail)
-      ? ` A port is already in use: change plugins.entries.${PLUGIN_ID}.config.port (daemon, ${this.config.port}) or mcpPort (${this.config.mcpPort}).`
-      : "";
-    this.fail(
-      `bitrouter-mcp exited (${signal ? `signal ${signal}` : `code ${code}`}).${portHint}` +
-        (tail ? ` Last output:\n  ${tail}` : "") +
-        (this.paths ? `\nFull output: ${this.paths.logFile}` : ""),
-    );
-    this.subscribed = false;
-    const now = this.now();
-    this.restarts = this.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
-    if (this.restarts.length >= MAX_RESTARTS) {
+    this.fail(this.server.exitMessage(code, signal, { port: this.config.port, mcpPort: this.config.mcpPort, logFile: this.paths?.logFile }));
+    this.refresher.subscribed = false;
+    const delay = this.restarts.next(this.now());
+    if (delay === undefined) {
       this.logger.error(
         `[bitrouter] bitrouter-mcp exited ${MAX_RESTARTS + 1} times in ${RESTART_WINDOW_MS / 60000} minutes; not restarting. ` +
           `Fix the cause above, then restart the gateway.`,
       );
       return;
     }
-    const delay = this.restartDelayMs * 2 ** this.restarts.length;
-    this.restarts.push(now);
     this.logger.warn(`[bitrouter] restarting bitrouter-mcp in ${Math.round(delay / 1000)} s`);
     this.restartTimer = setTimeout(async () => {
       this.restartTimer = undefined;
@@ -392,32 +270,6 @@ export class BitrouterRuntime {
       if (await this.waitReady()) await this.refresh();
     }, delay);
     this.restartTimer.unref?.();
-  }
-
-  async killChild() {
-    const child = this.child;
-    if (!child) return;
-    if (child.exitCode !== null || child.signalCode !== null) {
-      this.child = undefined;
-      return;
-    }
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    /** @type {NodeJS.Timeout|undefined} */
-    let timer;
-    const timedOut = await Promise.race([
-      exited.then(() => false),
-      new Promise((resolve) => {
-        timer = setTimeout(() => resolve(true), this.stopTimeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
-      this.logger.warn(`[bitrouter] bitrouter-mcp did not stop within ${this.stopTimeoutMs} ms of SIGTERM; killing it`);
-      child.kill("SIGKILL");
-      await exited;
-    }
-    this.child = undefined;
   }
 
   /** Polls the MCP endpoint until it answers, the child exits, or the startup timeout passes. */
@@ -436,7 +288,7 @@ export class BitrouterRuntime {
       }
       if (spawned && this.child !== spawned) return false; // it exited; onChildExit logged why
       if (this.now() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, this.pollMs));
+      await sleep(this.pollMs);
     }
   }
 
@@ -447,226 +299,15 @@ export class BitrouterRuntime {
     this.logger.error(`[bitrouter] ${reason}`);
   }
 
-  startTimer() {
-    if (this.timer || this.stopping) return;
-    this.timer = setInterval(() => {
-      this.refresh().catch(() => {});
-    }, refreshIntervalMs(this.config));
-    this.timer.unref?.();
-  }
-
-  /** Coalesces bursts of `notifications/resources/updated`. */
-  scheduleRefresh() {
-    if (this.debounce || this.stopping) return;
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      this.refresh().catch(() => {});
-    }, 50);
-    this.debounce.unref?.();
-  }
-
-  // ---------------------------------------------------------------- route table and token
-
-  /**
-   * Re-reads the route table (and health) into the cache; renews the token and the subscription when
-   * needed. Concurrent calls share one run, plus one follow-up run.
-   */
+  /** Refreshes the route cache now (see RouteRefresher.refresh). */
   refresh() {
-    if (this.refreshing) {
-      this.refreshQueued = true;
-      return this.refreshing;
-    }
-    this.refreshing = (async () => {
-      try {
-        do {
-          this.refreshQueued = false;
-          await this.refreshOnce();
-        } while (this.refreshQueued && !this.stopping);
-      } finally {
-        this.refreshing = undefined;
-      }
-    })();
-    return this.refreshing;
+    return this.refresher.refresh();
   }
 
-  async refreshOnce() {
-    const client = this.client;
-    if (!client) return;
-    const wasReachable = this.cache.reachable;
-    const wasHealthy = this.cache.healthy;
-    const firstLoad = !this.cache.loaded;
-    try {
-      await client.connect();
-      if (!this.subscribed) {
-        try {
-          await client.subscribe(ROUTES_URI);
-          this.subscribed = true;
-        } catch (e) {
-          this.logger.debug?.(`[bitrouter] resources/subscribe failed (${msg(e)}); refreshing on the timer only`);
-        }
-      }
-      await this.ensureToken(client);
-      await this.loadRoutes(client);
-      this.lastError = undefined;
-    } catch (e) {
-      this.cache.markUnreachable(msg(e));
-      this.lastError = msg(e);
-      if (wasReachable || firstLoad) {
-        this.logger.warn(
-          `[bitrouter] cannot reach bitrouter-mcp at ${mcpUrl(this.config)}: ${msg(e)}. ` +
-            `Routing is off (OpenClaw uses its own providers) until it answers.`,
-        );
-      }
-      return;
-    }
-    if (firstLoad || !wasReachable || wasHealthy !== this.cache.healthy) {
-      const names = this.cache.names();
-      this.logger.info(
-        `[bitrouter] daemon ${this.cache.healthy ? "healthy" : "UNHEALTHY (routing paused)"}; ` +
-          `${names.length} virtual model(s)${names.length ? `: ${names.join(", ")}` : ""}; ` +
-          `${this.config.interceptAllModels ? "intercepting all models" : "selective mode"}`,
-      );
-    }
-  }
-
-  /** @param {Client} client */
-  async loadRoutes(client) {
-    const doc = await client.readResourceJson(ROUTES_URI);
-    /** @type {boolean|undefined} */
-    let statusHealthy;
-    if (!RouteCache.hasHealthFlag(doc)) {
-      const status = await client.callTool("bitrouter_status", {});
-      statusHealthy = status?.daemon?.healthy === true;
-    }
-    this.cache.update(doc, { statusHealthy, now: this.now() });
-  }
-
-  /**
-   * Makes sure BITROUTER_API_KEY holds a valid BitRouter JWT for OpenClaw's requests: mints one with
-   * bitrouter_keygen unless the user set the variable, and renews it a week before it expires.
-   * Failures are logged, not thrown: routes still load.
-   * @param {Client} client
-   * @param {{ save?: boolean }} [opts] save: keep the token as the account's saved token "openclaw"
-   */
-  async ensureToken(client, { save = true } = {}) {
-    const current = this.env[API_KEY_ENV];
-    if (current && !MINTED.has(current)) {
-      if (!this.userKeyLogged) {
-        this.logger.info(`[bitrouter] ${API_KEY_ENV} is set in the environment; using it instead of minting a token.`);
-        this.userKeyLogged = true;
-      }
-      return;
-    }
-    if (current && /** @type {number} */ (MINTED.get(current)) - this.now() > TOKEN_RENEW_BEFORE_MS) return;
-    try {
-      const res = await this.mintToken(client, save);
-      const token = res?.token;
-      if (typeof token !== "string" || token.split(".").length !== 3) {
-        throw new Error("bitrouter_keygen returned no token");
-      }
-      const exp = typeof res?.claims?.exp === "number" ? res.claims.exp * 1000 : this.now() + THIRTY_DAYS_MS;
-      MINTED.set(token, exp);
-      this.env[API_KEY_ENV] = token;
-      this.tokenWarned = false;
-      this.logger.info(
-        `[bitrouter] minted a BitRouter API token for OpenClaw (scope api` +
-          (Array.isArray(res?.claims?.models) ? `, models ${res.claims.models.join(" ")}` : "") +
-          `, expires ${new Date(exp).toISOString()})` +
-          (res?.saved_to ? `; saved to ${res.saved_to}` : ""),
-      );
-    } catch (e) {
-      if (!this.tokenWarned) {
-        this.logger.warn(
-          `[bitrouter] could not mint a BitRouter API token (${msg(e)}); requests to the bitrouter provider will be ` +
-            `refused until one exists. Set ${API_KEY_ENV} yourself to work around this.`,
-        );
-        this.tokenWarned = true;
-      }
-    }
-  }
-
-  /**
-   * One bitrouter_keygen, resolving the two refusals a normal install meets:
-   * - "no active account" (fresh data directory): creates BitRouter's first signing account, only when
-   *   there is none at all, then mints;
-   * - "already exists" (the token saved by an earlier start): removes that saved file and saves the new
-   *   one under the same name; if the name is still taken (another process raced us), mints unsaved.
-   * @param {Client} client
-   * @param {boolean} save
-   */
-  async mintToken(client, save) {
-    /** @type {Record<string, unknown>} */
-    let args = { ...KEYGEN_ARGS };
-    if (!save) delete args.name;
-    const models = tokenModels(this.config);
-    if (models) args.models = models;
-    let accountTried = false;
-    let removeTried = false;
-    for (;;) {
-      try {
-        return await client.callTool("bitrouter_keygen", args, { timeoutMs: 20000 });
-      } catch (e) {
-        const m = msg(e);
-        if (NO_ACCOUNT_RE.test(m) && !accountTried) {
-          accountTried = true;
-          await this.ensureAccount(client);
-          continue;
-        }
-        if (NAME_TAKEN_RE.test(m) && args.name) {
-          if (!removeTried) {
-            removeTried = true;
-            await client.callTool("bitrouter_keys", { action: "remove", name: args.name }).catch(() => {});
-          } else {
-            const { name: _name, ...rest } = args;
-            args = rest;
-          }
-          continue;
-        }
-        throw e;
-      }
-    }
-  }
-
-  /**
-   * Creates BitRouter's signing account when it has none (a fresh data directory). Never touches
-   * existing accounts: when some exist but none is active, says how to pick one.
-   * @param {Client} client
-   */
-  async ensureAccount(client) {
-    const list = await client.callTool("bitrouter_account", { action: "list" });
-    const accounts = Array.isArray(list?.accounts) ? list.accounts : [];
-    if (accounts.length > 0) {
-      throw new Error(
-        `BitRouter has ${accounts.length} account(s) but none is active; choose one with the MCP tool ` +
-          `bitrouter_account {"action":"set_active","account":0}`,
-      );
-    }
-    const res = await client.callTool("bitrouter_account", { action: "generate" });
-    const prefix = typeof res?.changed?.prefix === "string" ? `${res.changed.prefix} ` : "";
-    this.logger.info(`[bitrouter] created BitRouter's signing account ${prefix}(there was none); it signs OpenClaw's token`);
-  }
-
-  /**
-   * For processes without the service (e.g. `openclaw agent --local`): at most once per refresh period,
-   * read the routes (and mint the token) from a bitrouter-mcp that is already running. Bounded to about
-   * a second when nothing answers; leaves no connection open.
-   */
+  /** For processes without the service (see RouteRefresher.warmUp). */
   async warmUp() {
     if (this.serviceStarted) return;
-    const now = this.now();
-    if (this.lastWarmUp && now - this.lastWarmUp < refreshIntervalMs(this.config)) return;
-    this.lastWarmUp = now;
-    const client = this.createClient(mcpUrl(this.config), { requestTimeoutMs: 1500, eventStream: false });
-    try {
-      await client.connect();
-      await this.ensureToken(client, { save: false });
-      await this.loadRoutes(client);
-    } catch (e) {
-      this.cache.markUnreachable(msg(e));
-      this.logger.debug?.(`[bitrouter] no bitrouter-mcp at ${mcpUrl(this.config)} (${msg(e)}); routing is off in this process`);
-    } finally {
-      await client.close().catch(() => {});
-    }
+    await this.refresher.warmUp();
   }
 
   // ---------------------------------------------------------------- gateway methods
@@ -717,9 +358,4 @@ export class BitrouterRuntime {
   async routes() {
     return this.withClient((c) => c.readResourceJson(ROUTES_URI));
   }
-}
-
-/** Exposed for tests: forget tokens minted in this process. */
-export function _resetMintedTokens() {
-  MINTED.clear();
 }

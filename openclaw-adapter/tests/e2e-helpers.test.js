@@ -11,6 +11,7 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { setTimeout as sleep } from "node:timers/promises";
 
 import { REPLY_TEXT, startFakeUpstream } from "./helpers/fake-upstream.js";
 import { startFakeMcpServer } from "./helpers/fake-mcp-server.js";
@@ -115,7 +116,7 @@ describe("fake OpenAI upstream (HTTPS from the test CA)", async () => {
   it("decides a delayed answer after the delay, so a failure can land on a request in flight", async () => {
     await up.setMode({ mode: "ok", delayMs: 300 });
     const inflight = post({ model: "m", messages: [] });
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     await up.setMode({ mode: "overloaded" });
     assert.equal((await inflight).status, 503);
     await up.setMode({ mode: "ok", delayMs: 0 });
@@ -136,7 +137,7 @@ describe("fake OpenAI upstream (HTTPS from the test CA)", async () => {
       const list = () => httpsRequest(`${url}/models`, { headers: { authorization: "Bearer any" }, ca: caPem });
       assert.equal((await list()).status, 200);
       fs.writeFileSync(modeFile, JSON.stringify({ mode: "fail500" }));
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       assert.equal((await list()).status, 500);
     } finally {
       const exited = new Promise((r) => child.once("exit", r));

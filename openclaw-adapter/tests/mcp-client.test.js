@@ -1,29 +1,17 @@
-// The MCP client over real HTTP on 127.0.0.1:0 against a server shaped like rmcp's streamable HTTP
-// transport (sessions, SSE-framed answers with a priming event, GET notification stream, 404 for a
-// forgotten session), plus the SSE parser on awkward input.
+// The MCP client (the SDK's Client + StreamableHTTPClientTransport and the adapter's glue) over real
+// HTTP on 127.0.0.1:0 against a server shaped like rmcp's streamable HTTP transport (sessions,
+// SSE-framed answers with a priming event, GET notification stream, 404 for a forgotten session).
 
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 
-import { McpError, McpHttpClient, SseParser, isConnectionRefused } from "../src/mcp-client.js";
+import { McpHttpClient, ToolError, isConnectionRefused, isProtocolError } from "../src/mcp-client.js";
 import { SAMPLE_ROUTES, startFakeMcpServer } from "./helpers/fake-mcp-server.js";
 import { waitFor } from "./helpers/fakes.js";
 
 const quiet = { warn: () => {}, debug: () => {} };
-
-describe("SseParser", () => {
-  it("handles CRLF, CR and LF line ends, chunks split anywhere, multi-line data and comments", () => {
-    const events = [];
-    const p = new SseParser((e) => events.push(e));
-    const stream = ": keep-alive\r\nid: 7\r\ndata:\r\n\r\nevent: message\ndata: {\"a\":\ndata: 1}\n\ndata: x\r\rdata: y\r\n\r\n";
-    for (const ch of stream) p.push(ch);
-    assert.deepEqual(
-      events.map((e) => [e.event, e.data]),
-      [["message", ""], ["message", '{"a":\n1}'], ["message", "x"], ["message", "y"]],
-    );
-  });
-});
 
 describe("McpHttpClient against an rmcp-shaped server", () => {
   let server;
@@ -62,9 +50,17 @@ describe("McpHttpClient against an rmcp-shaped server", () => {
 
   it("turns isError tool results and JSON-RPC errors into exceptions without dropping the session", async () => {
     const c = new McpHttpClient({ url: server.url, logger: quiet });
-    await assert.rejects(c.callTool("bitrouter_fail"), /tool bitrouter_fail failed: argument `x` is required/);
-    await assert.rejects(c.callTool("nope"), (e) => e instanceof McpError && e.code === -32602);
+    await assert.rejects(c.callTool("bitrouter_fail"), (e) => {
+      assert.ok(e instanceof ToolError);
+      assert.match(e.message, /tool bitrouter_fail failed: argument `x` is required/);
+      assert.equal(e.code, "invalid_argument", "the server's _meta[\"bitrouter/error\"].code");
+      assert.equal(e.field, "x");
+      return true;
+    });
+    const session = c.sessionId;
+    await assert.rejects(c.callTool("nope"), (e) => isProtocolError(e) && e.code === -32602);
     assert.equal(c.isConnected(), true);
+    assert.equal(c.sessionId, session);
     await c.close();
   });
 
@@ -113,11 +109,60 @@ describe("McpHttpClient against an rmcp-shaped server", () => {
     await c.close();
   });
 
+  it("after the server forgets the session, reopens the stream on a new one by itself", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    const seen = [];
+    c.onResourceUpdated((uri) => seen.push(uri));
+    await c.subscribe("bitrouter://routes");
+    await waitFor(() => server.openStreams() > 0, 2000, "GET stream");
+    const oldSession = c.sessionId;
+    server.dropSessions(); // as a restarted server: streams end, sessions unknown
+    // Listeners hear "" (updates may have been missed) once the new session is subscribed.
+    await waitFor(() => seen.includes("") && server.openStreams() > 0, 5000, "a new session's stream, with no call made");
+    assert.notEqual(c.sessionId, oldSession);
+    server.setRoutes({ ...SAMPLE_ROUTES, daemon_healthy: false });
+    await waitFor(() => seen.includes("bitrouter://routes"), 2000, "notification on the new session");
+    server.setRoutes(SAMPLE_ROUTES);
+    await c.close();
+  });
+
+  it("reopens an ended stream on the same session while the server still knows it", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    const seen = [];
+    c.onResourceUpdated((uri) => seen.push(uri));
+    await c.subscribe("bitrouter://routes");
+    await waitFor(() => server.openStreams() > 0, 2000, "GET stream");
+    const session = c.sessionId;
+    server.endStreams();
+    await waitFor(() => seen.includes("") && server.openStreams() > 0, 5000, "the stream reopened");
+    assert.equal(c.sessionId, session);
+    server.setRoutes({ ...SAMPLE_ROUTES, daemon_healthy: false });
+    await waitFor(() => seen.includes("bitrouter://routes"), 2000, "notification on the reopened stream");
+    server.setRoutes(SAMPLE_ROUTES);
+    await c.close();
+  });
+
+  it("a subscription made after the stream ended reopens it", async () => {
+    const c = new McpHttpClient({ url: server.url, logger: quiet });
+    await c.connect();
+    await waitFor(() => server.openStreams() > 0, 2000, "GET stream");
+    server.endStreams();
+    await waitFor(() => server.openStreams() === 0, 2000, "stream ended");
+    const seen = [];
+    c.onResourceUpdated((uri) => seen.push(uri));
+    await c.subscribe("bitrouter://routes");
+    await waitFor(() => server.openStreams() > 0, 5000, "the stream reopened by the subscription");
+    server.setRoutes({ ...SAMPLE_ROUTES, daemon_healthy: false });
+    await waitFor(() => seen.includes("bitrouter://routes"), 2000, "notification");
+    server.setRoutes(SAMPLE_ROUTES);
+    await c.close();
+  });
+
   it("times out a request that gets no answer", async () => {
     const hang = net.createServer((sock) => sock.on("data", () => {}));
     await new Promise((r) => hang.listen(0, "127.0.0.1", r));
     const c = new McpHttpClient({ url: `http://127.0.0.1:${hang.address().port}/mcp`, requestTimeoutMs: 200, logger: quiet });
-    await assert.rejects(c.connect(), /timed out after 200 ms/);
+    await assert.rejects(c.connect(), /timed out/);
     await c.close();
     await new Promise((r) => hang.close(r));
   });
@@ -136,7 +181,7 @@ describe("McpHttpClient transport variants", () => {
     const server = await startFakeMcpServer({ noGetStream: true });
     const c = new McpHttpClient({ url: server.url, logger: quiet });
     await c.subscribe("bitrouter://routes");
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal((await c.callTool("bitrouter_status")).listen, "127.0.0.1:8787");
     await c.close();
     await server.close();
@@ -148,7 +193,7 @@ describe("McpHttpClient transport variants", () => {
     const port = probe.address().port;
     await new Promise((r) => probe.close(r));
     const c = new McpHttpClient({ url: `http://127.0.0.1:${port}/mcp`, logger: quiet });
-    await assert.rejects(c.connect(), (e) => isConnectionRefused(e) && /cannot reach/.test(e.message));
+    await assert.rejects(c.connect(), (e) => isConnectionRefused(e));
     await c.close();
   });
 
@@ -157,8 +202,32 @@ describe("McpHttpClient transport variants", () => {
     const other = http.createServer((_req, res) => res.writeHead(404).end("not here"));
     await new Promise((r) => other.listen(0, "127.0.0.1", r));
     const c = new McpHttpClient({ url: `http://127.0.0.1:${other.address().port}/mcp`, logger: quiet });
-    await assert.rejects(c.connect(), (e) => !isConnectionRefused(e) && e.status === 404);
+    await assert.rejects(c.connect(), (e) => !isConnectionRefused(e) && e.code === 404);
     await c.close();
     await new Promise((r) => other.close(r));
+  });
+
+  it("sends the bearer token a server started with --auth-token wants", async () => {
+    const server = await startFakeMcpServer({ authToken: "s3cret" });
+    const without = new McpHttpClient({ url: server.url, logger: quiet });
+    await assert.rejects(without.connect(), (e) => e.code === 401);
+    await without.close();
+    const c = new McpHttpClient({ url: server.url, authToken: "s3cret", logger: quiet });
+    await c.subscribe("bitrouter://routes");
+    assert.equal((await c.callTool("bitrouter_status")).daemon.healthy, true);
+    await waitFor(() => server.openStreams() > 0, 2000, "GET stream with the token");
+    await c.close();
+    assert.equal(server.state.unauthorized, 1, "only the client without the token was refused");
+    await server.close();
+  });
+
+  it("without the event stream, opens no GET stream on the server", async () => {
+    const server = await startFakeMcpServer();
+    const c = new McpHttpClient({ url: server.url, eventStream: false, logger: quiet });
+    await c.callTool("bitrouter_status");
+    await sleep(50);
+    assert.equal(server.openStreams(), 0);
+    await c.close();
+    await server.close();
   });
 });

@@ -11,6 +11,9 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
 const manifest = JSON.parse(fs.readFileSync(path.join(root, "openclaw.plugin.json"), "utf8"));
 
+/** The one runtime dependency: the official MCP SDK, pinned exactly (package-lock.json holds its tree). */
+const SDK = "@modelcontextprotocol/sdk";
+
 /** Relative imports of a module, followed transitively. */
 function importGraph(entry) {
   const seen = new Set();
@@ -21,7 +24,12 @@ function importGraph(entry) {
     for (const m of src.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"/gm)) {
       const spec = m[1];
       if (spec.startsWith(".")) visit(path.resolve(path.dirname(file), spec));
-      else assert.ok(spec.startsWith("node:"), `${path.relative(root, file)} imports ${spec}: only node: builtins are allowed (no dependencies)`);
+      else {
+        assert.ok(
+          spec.startsWith("node:") || spec.startsWith(`${SDK}/`),
+          `${path.relative(root, file)} imports ${spec}: only node: builtins and ${SDK} are allowed`,
+        );
+      }
     }
   };
   visit(path.join(root, entry));
@@ -37,16 +45,27 @@ describe("package", () => {
     assert.equal(pkg.peerDependenciesMeta.openclaw.optional, true);
   });
 
-  it("depends on the server package only, at this repository's version (Cargo.toml)", () => {
+  it("depends on the server package, at this repository's version (Cargo.toml), and the MCP SDK", () => {
     const cargoVersion = fs.readFileSync(path.join(root, "..", "Cargo.toml"), "utf8").match(/^version = "([^"]+)"/m)[1];
     // Optional: npm (and OpenClaw's managed install) installs it, while a linked source checkout
     // (`plugins install -l`, the server from cargo) still loads — OpenClaw refuses to load a plugin
     // whose required dependency is missing.
     assert.deepEqual(pkg.optionalDependencies, { "bitrouter-supervisor-mcp": cargoVersion });
-    assert.equal(pkg.dependencies, undefined);
+    assert.deepEqual(Object.keys(pkg.dependencies), [SDK]);
+    assert.match(pkg.dependencies[SDK], /^\d+\.\d+\.\d+$/, "an exact version: what the tests ran is what users get");
     assert.equal(pkg.version, cargoVersion);
     assert.equal(pkg.devDependencies, undefined);
     assert.equal(pkg.private, undefined, "a private package cannot be published");
+  });
+
+  it("commits a lockfile that installs the pinned SDK", () => {
+    const lock = JSON.parse(fs.readFileSync(path.join(root, "package-lock.json"), "utf8"));
+    assert.deepEqual(lock.packages[""].dependencies, pkg.dependencies);
+    assert.equal(lock.packages[`node_modules/${SDK}`].version, pkg.dependencies[SDK]);
+    // The SDK runs on the Node the plugin supports (20) and on OpenClaw's (26).
+    const installed = JSON.parse(fs.readFileSync(path.join(root, "node_modules", SDK, "package.json"), "utf8"));
+    assert.equal(installed.version, pkg.dependencies[SDK], "node_modules is current: run npm install");
+    assert.match(installed.engines.node, /^>=(18|20)$/);
   });
 
   it("asks OpenClaw to verify the platform package of every target the server is packaged for", () => {

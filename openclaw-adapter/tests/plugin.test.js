@@ -6,11 +6,12 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 
 import entry, { register } from "../index.js";
 import { _resetMintedTokens } from "../src/runtime.js";
 import { SAMPLE_ROUTES } from "./helpers/fake-mcp-server.js";
-import { FakeBitrouter, callGateway, fakeApi, fakeSpawn, waitFor } from "./helpers/fakes.js";
+import { FakeBitrouter, callGateway, fakeApi, fakeSpawn, toolError, waitFor } from "./helpers/fakes.js";
 
 /** The token allowlist for the fixture config: its virtual models plus direct routing. */
 const SELECTIVE_MODELS = ["fast", "smart", "*:*"];
@@ -366,6 +367,63 @@ describe("service", () => {
     assert.match(t.env.BITROUTER_API_KEY, /^[\w-]+\.[\w-]+\.[\w-]+$/);
   });
 
+  it("resolves refusals by the server's error code, whatever their wording", async () => {
+    const t = setup({ bitrouter: { accounts: 0, savedTokens: ["openclaw"] } });
+    running.push(t);
+    // Reworded refusals (as a later server might word them) with the same codes.
+    const create = t.server.createClient;
+    t.runtime.createClient = (url, opts) => {
+      const c = create(url, opts);
+      const callTool = c.callTool.bind(c);
+      c.callTool = async (name, args) => {
+        try {
+          return await callTool(name, args);
+        } catch (e) {
+          throw toolError(name, "refused", e.code, e.field);
+        }
+      };
+      return c;
+    };
+    await t.service.start(t.serviceCtx);
+    const tools = t.server.calls.filter((c) => c.method === "tools/call").map((c) => `${c.params.name}:${c.params.arguments.action ?? ""}`);
+    assert.deepEqual(tools.slice(0, 6), [
+      "bitrouter_keygen:",
+      "bitrouter_account:list",
+      "bitrouter_account:generate",
+      "bitrouter_keygen:",
+      "bitrouter_keys:remove",
+      "bitrouter_keygen:",
+    ]);
+    assert.match(t.env.BITROUTER_API_KEY, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    assert.deepEqual([...t.server.savedTokens], ["openclaw"]);
+  });
+
+  it("gives up on a refusal it has no remedy for, and says why", async () => {
+    const t = setup();
+    running.push(t);
+    const create = t.server.createClient;
+    t.runtime.createClient = (url, opts) => {
+      const c = create(url, opts);
+      const callTool = c.callTool.bind(c);
+      c.callTool = async (name, args) => {
+        if (name === "bitrouter_keygen") throw toolError(name, "exp: expected a duration such as 30d", "invalid_argument", "exp");
+        return callTool(name, args);
+      };
+      return c;
+    };
+    await t.service.start(t.serviceCtx);
+    assert.equal(t.server.calls.filter((c) => c.params?.name === "bitrouter_keygen").length, 0);
+    assert.equal(t.env.BITROUTER_API_KEY, undefined);
+    assert.match(t.logText("warn"), /could not mint a BitRouter API token \(tool bitrouter_keygen failed: exp: expected a duration/);
+  });
+
+  it("does not guess from the wording: a refusal without a code is not resolved", async () => {
+    const t = await started({ bitrouter: { savedTokens: ["openclaw"], legacyErrors: true } });
+    assert.equal(t.server.calls.filter((c) => c.params?.name === "bitrouter_keys").length, 0);
+    assert.equal(t.env.BITROUTER_API_KEY, undefined);
+    assert.match(t.logText("warn"), /could not mint a BitRouter API token \(tool bitrouter_keygen failed: name: a token named "openclaw" already exists/);
+  });
+
   it("keeps a BITROUTER_API_KEY the user set", async () => {
     const t = await started({ env: { BITROUTER_API_KEY: "user-key" } });
     assert.equal(t.env.BITROUTER_API_KEY, "user-key");
@@ -448,10 +506,12 @@ describe("service", () => {
   it("reports the child's last output when it exits, with a port hint, and restarts it", async () => {
     const t = await started();
     const first = t.spawned[0];
-    first.stderr.emit("data", "Error: Address already in use (os error 98)\n");
+    // Coloured, as a server writing to a terminal would: the message quotes it without escape codes.
+    first.stderr.emit("data", "\u001b[31mERROR\u001b[0m Error: Address already in use (os error 98)\n");
     t.server.up = false;
     first.exit(1);
-    assert.match(t.logText("error"), /bitrouter-mcp exited \(code 1\)\. A port is already in use.*os error 98/s);
+    assert.match(t.logText("error"), /bitrouter-mcp exited \(code 1\)\. A port is already in use.*ERROR Error: Address already in use \(os error 98\)/s);
+    assert.doesNotMatch(t.logText("error"), /\u001b/);
     await waitFor(() => t.spawned.length === 2, 1000, "restart");
     await waitFor(() => t.runtime.cache.healthy, 1000, "healthy after restart");
   });
@@ -463,7 +523,7 @@ describe("service", () => {
       t.spawned.at(-1).exit(1);
       if (i < 3) await waitFor(() => t.spawned.length === n + 1, 1000, `restart ${i + 1}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.equal(t.spawned.length, 4);
     assert.match(t.logText("error"), /not restarting/);
   });

@@ -45,8 +45,9 @@ export function fakeJwt(claims) {
  * @param {object} [o.routes]
  * @param {boolean} [o.json]          answer POSTs with application/json instead of SSE
  * @param {boolean} [o.noGetStream]   answer GET with 405
+ * @param {string} [o.authToken]      require `Authorization: Bearer <authToken>` (401 otherwise)
  */
-export async function startFakeMcpServer({ port = 0, routes = SAMPLE_ROUTES, json = false, noGetStream = false } = {}) {
+export async function startFakeMcpServer({ port = 0, routes = SAMPLE_ROUTES, json = false, noGetStream = false, authToken } = {}) {
   const state = {
     routes: structuredClone(routes),
     /** @type {Map<string, {subscribed: Set<string>, streams: Set<http.ServerResponse>}>} */
@@ -80,7 +81,12 @@ export async function startFakeMcpServer({ port = 0, routes = SAMPLE_ROUTES, jso
           return toolResult({ token: fakeJwt(claims), claims, saved_to: `/fake/tokens/${args.name}.jwt` });
         }
         if (name === "bitrouter_fail") {
-          return { content: [{ type: "text", text: "argument `x` is required" }], isError: true };
+          // The error shape of bitrouter-mcp's tools: the message, and the code in _meta.
+          return {
+            content: [{ type: "text", text: "argument `x` is required" }],
+            isError: true,
+            _meta: { "bitrouter/error": { code: "invalid_argument", field: "x" } },
+          };
         }
         throw { code: -32602, message: `unknown tool ${name}` };
       }
@@ -112,6 +118,11 @@ export async function startFakeMcpServer({ port = 0, routes = SAMPLE_ROUTES, jso
   }
 
   const server = http.createServer((req, res) => {
+    if (authToken && req.headers.authorization !== `Bearer ${authToken}`) {
+      state.unauthorized = (state.unauthorized ?? 0) + 1;
+      res.writeHead(401, { "www-authenticate": "Bearer" }).end("missing or wrong bearer token");
+      return;
+    }
     const sid = req.headers["mcp-session-id"];
     if (req.method === "GET") {
       if (noGetStream) {
@@ -202,6 +213,10 @@ export async function startFakeMcpServer({ port = 0, routes = SAMPLE_ROUTES, jso
       for (const s of state.sessions.values()) {
         for (const stream of s.streams) stream.write(`data: ${JSON.stringify({ jsonrpc: "2.0", id: "srv-1", method: "ping" })}\n\n`);
       }
+    },
+    /** Ends every GET stream (as a proxy timing out would); the sessions stay. */
+    endStreams() {
+      for (const s of state.sessions.values()) for (const stream of s.streams) stream.end();
     },
     /** Forgets every session (as a restarted server would) and closes their streams. */
     dropSessions() {

@@ -24,6 +24,7 @@ import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { pathToFileURL } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export const REPLY_TEXT = "Hi from the fake upstream (e2e-7f3a).";
 export const MODES = ["ok", "fail500", "overloaded", "ratelimit", "stall", "refuse", "chat-fail"];
@@ -114,7 +115,7 @@ export function startFakeUpstream({
     const fail = (what) => answer(...ERRORS[protocol][what], what === "ratelimit" ? { "retry-after": "1" } : {});
 
     if (kind === "chat" && arrivals) fs.appendFileSync(arrivals, `${JSON.stringify({ time: entry.time, upstream: name, model: entry.model })}\n`);
-    if (kind === "chat" && state.delayMs > 0) await new Promise((r) => setTimeout(r, state.delayMs));
+    if (kind === "chat" && state.delayMs > 0) await sleep(state.delayMs);
     if (res.destroyed) return; // refused while it waited
     const m = state.mode;
     if (m === "stall") {

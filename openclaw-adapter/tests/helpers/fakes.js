@@ -5,7 +5,9 @@ import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 
+import { ToolError } from "../../src/mcp-client.js";
 import { SAMPLE_ROUTES, fakeJwt } from "./fake-mcp-server.js";
 
 const tempDirs = [];
@@ -63,6 +65,16 @@ export async function callGateway(reg, method, params = {}) {
   return answer;
 }
 
+/**
+ * A failed tool call as bitrouter-mcp returns it (a CallToolResult with isError, the message as text and
+ * the code in `_meta["bitrouter/error"]`), thrown the way the MCP client throws it. `code: undefined`
+ * gives the shape of a server that predates error codes.
+ */
+export function toolError(name, text, code, field) {
+  const meta = code === undefined ? undefined : { "bitrouter/error": field === undefined ? { code } : { code, field } };
+  return new ToolError(name, { content: [{ type: "text", text }], isError: true, ...(meta ? { _meta: meta } : {}) });
+}
+
 function refused() {
   const e = new Error("fetch failed");
   e.cause = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8788"), { code: "ECONNREFUSED" });
@@ -79,8 +91,9 @@ export class FakeBitrouter {
    * @param {number} [o.accounts]      signing accounts BitRouter has (0 = a fresh data directory)
    * @param {boolean} [o.activeAccount] whether one of them is active
    * @param {string[]} [o.savedTokens] names of tokens already saved (as an earlier start leaves them)
+   * @param {boolean} [o.legacyErrors] refusals without error codes (a server from before them)
    */
-  constructor({ routes = SAMPLE_ROUTES, up = false, accounts = 1, activeAccount = true, savedTokens = [] } = {}) {
+  constructor({ routes = SAMPLE_ROUTES, up = false, accounts = 1, activeAccount = true, savedTokens = [], legacyErrors = false } = {}) {
     this.routes = structuredClone(routes);
     this.up = up;
     this.calls = [];
@@ -92,6 +105,12 @@ export class FakeBitrouter {
     this.accounts = accounts;
     this.activeAccount = accounts > 0 && activeAccount;
     this.savedTokens = new Set(savedTokens);
+    this.legacyErrors = legacyErrors;
+  }
+
+  /** A refusal with its code, or without one when this server predates codes. */
+  refuse(name, text, code, field) {
+    return toolError(name, text, this.legacyErrors ? undefined : code, field);
   }
 
   /** Factory matching BitrouterRuntime's deps.createClient. */
@@ -136,13 +155,13 @@ export class FakeMcpClient {
   async callTool(name, args = {}) {
     await this.call("tools/call", { name, arguments: args });
     const s = this.server;
-    // The real server's refusals, worded as bitrouter-mcp words them.
+    // The real server's refusals: its wording and its error codes.
     if (name === "bitrouter_keygen") {
       if (!s.activeAccount) {
-        throw new Error(`tool bitrouter_keygen failed: no active account: generate one with bitrouter_account action "generate"`);
+        throw s.refuse(name, `no active account: generate one with bitrouter_account action "generate"`, "no_active_account");
       }
       if (args.name !== undefined && s.savedTokens.has(args.name)) {
-        throw new Error(`tool bitrouter_keygen failed: name: a token named "${args.name}" already exists; pick another name or remove it with bitrouter_keys`);
+        throw s.refuse(name, `name: a token named "${args.name}" already exists; pick another name or remove it with bitrouter_keys`, "already_exists", "name");
       }
       s.keygenCount += 1;
       const iat = Math.floor(Date.now() / 1000);
@@ -159,7 +178,7 @@ export class FakeMcpClient {
       return { accounts: Array.from({ length: s.accounts }, (_, i) => ({ index: i, prefix: `A${i}`, active: false })), active: null };
     }
     if (name === "bitrouter_keys" && args.action === "remove") {
-      if (!s.savedTokens.delete(args.name)) throw new Error(`tool bitrouter_keys failed: name: no saved token "${args.name}"`);
+      if (!s.savedTokens.delete(args.name)) throw s.refuse(name, `name: no saved token "${args.name}"`, "not_found", "name");
       return { account: "Acct", removed: { name: args.name } };
     }
     if (name === "bitrouter_usage") {
@@ -244,6 +263,6 @@ export async function waitFor(cond, ms = 2000, what = "condition") {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
   }
 }

@@ -8,6 +8,8 @@
 //   mcp-call.js <url> tool <name> [json-args]  a tool's structured result
 //   mcp-call.js <url> resource <uri>           a resource's JSON
 
+import { setTimeout as sleep } from "node:timers/promises";
+
 import { McpHttpClient } from "../../src/mcp-client.js";
 
 const [url, cmd, a, b] = process.argv.slice(2);
@@ -24,7 +26,6 @@ if (!url || !cmd) {
   process.stderr.write("usage: mcp-call.js <url> wait-healthy <seconds> | tool <name> [json] | resource <uri>\n");
   process.exit(2);
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const client = new McpHttpClient({ url, eventStream: false, requestTimeoutMs: 10000 });
 
 try {
