@@ -114,7 +114,9 @@ impl TestHome {
         }
         let mut out = Vec::new();
         walk(&self.data_dir(), &self.data_dir(), &mut out);
-        out.retain(|f| f != "owner.lock" && f != "owner.json");
+        // The owner's published state (and its atomic write in flight) is the server's own
+        // bookkeeping, rewritten on a timer: not a file any tool call leaves behind.
+        out.retain(|f| f != "owner.lock" && f != "owner.json" && !f.starts_with(".tmp-"));
         out.sort();
         out
     }
