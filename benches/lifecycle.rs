@@ -1,8 +1,8 @@
 //! Daemon lifecycle figures on the real BitRouter 0.11.0: time from spawn to healthy (as the
 //! supervisor measures it) and from `kill -9` of the daemon to healthy again (as a status poller
 //! sees it), and, with two servers on one data dir, from `kill -9` of the owning server to a
-//! healthy daemon under the follower that takes over. Run with `cargo bench --bench lifecycle` (`BENCH_QUICK=1`: one run each);
-//! prints min / median / max over several runs.
+//! healthy daemon under the follower that takes over. Run with `cargo bench --bench lifecycle`
+//! (`BENCH_QUICK=1`: one run each); prints min / median / max over several runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
