@@ -63,4 +63,4 @@ test: lint rust-test adapter-test npm-test conformance e2e npm-e2e
 # Benchmarks (figures printed, not asserted): MCP latency, daemon lifecycle and failover on the real
 # daemon, bitrouter_usage over 100,000 logged requests.
 bench: bitrouter
-	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo bench --locked --bench mcp --bench lifecycle --bench failover --bench sessions --bench usage
+	BITROUTER_BIN="$$(scripts/install-bitrouter.sh)" cargo bench --locked --bench latency --bench breakdown --bench cli --bench throughput --bench lifecycle --bench failover --bench sessions --bench usage

@@ -10,22 +10,24 @@
 //!   failed requests at the upstream and at the client, route switches (flapping) and the time
 //!   the endpoint spent in the route.
 //!
-//! Default: both. Run with `cargo bench --bench failover`.
+//! Default: both. Run with `cargo bench --bench failover`. `BENCH_QUICK=1`: one run per death
+//! figure and a 20 s partial outage (unless `FAILOVER_PARTIAL_SECS` says otherwise).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-mod support;
+mod harness;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::upstream::{Mode, Upstream};
-use common::{Mcp, TestHome, chat, free_port};
+use harness::common::upstream::{Mode, Upstream};
+use harness::common::{Mcp, TestHome, chat, free_port};
 use serde_json::{Value, json};
 
-const RUNS: usize = 5;
+/// Runs per death figure (1 under `BENCH_QUICK=1`).
+fn death_runs() -> usize {
+    harness::scale(5, 1)
+}
 /// Outcomes of the steady traffic: when each request ended and whether it succeeded.
 type Outcomes = Arc<Mutex<Vec<(Instant, bool)>>>;
 /// Pause between requests of the steady traffic (~10 requests/s with the request itself).
@@ -149,8 +151,9 @@ async fn one_death(metrics_poll_ms: u64, how: Mode) -> Death {
 
 async fn deaths() {
     println!(
-        "bitrouter {} failover, seed `smart` (anthropic -> openai) over HTTPS, ~10 req/s, {RUNS} runs each",
-        bitrouter_mcp::PINNED_BITROUTER_VERSION
+        "bitrouter {} failover, seed `smart` (anthropic -> openai) over HTTPS, ~10 req/s, {} runs each",
+        bitrouter_mcp::PINNED_BITROUTER_VERSION,
+        death_runs()
     );
     for (how, how_label) in [
         (Mode::Refuse, "anthropic refuses connections"),
@@ -161,23 +164,23 @@ async fn deaths() {
             ("passive off (probes every 1 s)", 0),
         ] {
             let mut runs = Vec::new();
-            for _ in 0..RUNS {
+            for _ in 0..death_runs() {
                 runs.push(one_death(poll, how).await);
             }
             println!("{how_label}, {label}");
-            support::summary(
+            harness::summary(
                 "  death -> route switched",
                 " ms",
                 runs.iter().map(|r| r.switch_ms).collect(),
             );
-            support::summary(
+            harness::summary(
                 "  first failed request -> route switched",
                 " ms",
                 runs.iter()
                     .filter_map(|r| r.first_failure_to_switch_ms)
                     .collect(),
             );
-            support::summary(
+            harness::summary(
                 "  failed requests per death",
                 "   ",
                 runs.iter().map(|r| r.failed as f64).collect(),
@@ -276,12 +279,12 @@ async fn partial(secs: u64) {
 
 #[tokio::main]
 async fn main() {
-    bitrouter_mcp::tls::ensure_crypto_provider();
+    harness::begin("failover");
     let which = std::env::var("FAILOVER_BENCH").unwrap_or_else(|_| "all".into());
     let secs = std::env::var("FAILOVER_PARTIAL_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(600);
+        .unwrap_or(harness::scale(600, 20));
     if which == "all" || which == "death" {
         deaths().await;
     }

@@ -1,28 +1,29 @@
 //! Daemon lifecycle figures on the real BitRouter 0.11.0: time from spawn to healthy (as the
 //! supervisor measures it) and from `kill -9` of the daemon to healthy again (as a status poller
 //! sees it), and, with two servers on one data dir, from `kill -9` of the owning server to a
-//! healthy daemon under the follower that takes over. Run with `cargo bench --bench lifecycle`;
-//! prints min / median / max over several runs.
+//! healthy daemon under the follower that takes over. Run with `cargo bench --bench lifecycle`
+//! (`BENCH_QUICK=1`: one run each); prints min / median / max over several runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-mod support;
+mod harness;
 
 use std::time::{Duration, Instant};
 
-use common::{Mcp, TestHome, free_port, kill};
+use harness::common::{Mcp, TestHome, free_port, kill};
 use serde_json::json;
 
-const RUNS: usize = 5;
+/// Runs per figure (1 under `BENCH_QUICK=1`).
+fn runs() -> usize {
+    harness::scale(5, 1)
+}
 
 #[tokio::main]
 async fn main() {
-    bitrouter_mcp::tls::ensure_crypto_provider();
+    harness::begin("daemon lifecycle");
     let mut startup = Vec::new();
     let mut recovery = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let home = TestHome::new();
         let cfg = home.write_config(&json!({"port": free_port(), "healthCheckIntervalMs": 200}));
         let mcp = Mcp::stdio(&home, Some(&cfg)).await;
@@ -47,7 +48,7 @@ async fn main() {
         mcp.close().await;
     }
     let mut takeover = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let home = TestHome::new();
         let cfg = home.write_config(&json!({"port": free_port(), "healthCheckIntervalMs": 200}));
         let mut owner = Mcp::http(&home, Some(&cfg)).await;
@@ -76,7 +77,7 @@ async fn main() {
         "bitrouter {} daemon lifecycle",
         bitrouter_mcp::PINNED_BITROUTER_VERSION
     );
-    support::summary("spawn -> healthy", " ms", startup);
-    support::summary("kill -9 -> healthy again", " ms", recovery);
-    support::summary("owner kill -9 -> healthy under new owner", " ms", takeover);
+    harness::summary("spawn -> healthy", " ms", startup);
+    harness::summary("kill -9 -> healthy again", " ms", recovery);
+    harness::summary("owner kill -9 -> healthy under new owner", " ms", takeover);
 }

@@ -2,33 +2,26 @@
 //! (`initialize` + `notifications/initialized`) and left without `DELETE`, as crashed agents and
 //! one-shot scripts do. Sessions are capped (`server::sessions::MAX_SESSIONS`, the longest idle
 //! closed first), so RSS should level off instead of growing ~50 KB per session.
-//! Run with `cargo bench --bench sessions`; figures are printed, not asserted.
+//! Run with `cargo bench --bench sessions` (`BENCH_QUICK=1`: 500 sessions); figures are printed, not asserted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+mod harness;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestHome, free_port, wait_for_port};
+use harness::common::{self, TestHome, free_port, wait_for_port};
+use harness::procfs::rss_mb;
 use serde_json::json;
 
-const ABANDONED: usize = 3000;
+/// Sessions abandoned (500 under `BENCH_QUICK=1`).
+fn abandoned() -> usize {
+    harness::scale(3000, 500)
+}
 /// RSS is sampled after this many sessions.
-const SAMPLE_EVERY: usize = 500;
-
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+fn sample_every() -> usize {
+    harness::scale(500, 100)
 }
 
 async fn abandon_one(http: &reqwest::Client, url: &str) {
@@ -62,6 +55,8 @@ async fn abandon_one(http: &reqwest::Client, url: &str) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    harness::begin("abandoned HTTP sessions");
+    let (abandoned, sample_every) = (abandoned(), sample_every());
     let home = TestHome::new();
     let cfg = home.write_config(&json!({"autoStart": false, "port": free_port()}));
     let port = free_port();
@@ -82,19 +77,19 @@ async fn main() {
     );
     println!("{:>8} sessions  {:>6.1} MB", 0, rss_mb(pid));
     let start = Instant::now();
-    for i in 1..=ABANDONED {
+    for i in 1..=abandoned {
         abandon_one(&http, &url).await;
-        if i % SAMPLE_EVERY == 0 {
+        if i % sample_every == 0 {
             println!("{i:>8} sessions  {:>6.1} MB", rss_mb(pid));
         }
     }
     let took = start.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     println!(
-        "after {ABANDONED} (+1 s)  {:>6.1} MB   ({:.1} s, {:.2} ms per session)",
+        "after {abandoned} (+1 s)  {:>6.1} MB   ({:.1} s, {:.2} ms per session)",
         rss_mb(pid),
         took.as_secs_f64(),
-        took.as_secs_f64() * 1000.0 / ABANDONED as f64
+        took.as_secs_f64() * 1000.0 / abandoned as f64
     );
     let _ = server.kill().await;
 }

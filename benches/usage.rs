@@ -1,6 +1,7 @@
 //! `bitrouter_usage` over a large spend log: 100,000 requests of BitRouter 0.11.0's `spend_logs`
 //! schema, all inside the default 24 h window (the worst case: every row is aggregated). Run with
-//! `cargo bench --bench usage`; figures are printed, not asserted.
+//! `cargo bench --bench usage` (`BENCH_QUICK=1`: fewer calls, the same 100,000 rows);
+//! figures are printed, not asserted.
 //!
 //! - cold: a fresh mirror reads all rows (what the first call after a server start costs);
 //! - warm: one mirror across calls, 10 new rows logged between calls (as a live daemon would),
@@ -13,9 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-mod support;
+mod harness;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,14 +24,12 @@ use bitrouter_mcp::home::Home;
 use bitrouter_mcp::routing::PluginConfig;
 use bitrouter_mcp::spend_log::SharedMirror;
 use bitrouter_mcp::tools::usage::{self, UsageParams};
-use common::{Mcp, TestHome};
+use harness::common::{Mcp, TestHome};
+use harness::{ms, percentile as pct, scale};
 use rusqlite::Connection;
 use serde_json::json;
 
 const ROWS: usize = 100_000;
-const WARM_CALLS: usize = 200;
-const MCP_CALLS: usize = 100;
-const COLD_RUNS: usize = 5;
 const TARGET_P50_MS: f64 = 50.0;
 /// The concurrent writer's pace: 50 requests/s logged, well above an agent's traffic.
 const WRITE_EVERY: Duration = Duration::from_millis(20);
@@ -123,17 +120,11 @@ fn insert_rows(conn: &Connection, rng: &mut Rng, first: usize, n: usize, span_ms
     tx.commit().unwrap();
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn pct(v: &mut [f64], q: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
-}
-
 #[tokio::main]
 async fn main() {
+    harness::begin("bitrouter_usage over a large spend log");
+    // Calls per figure: the whole log stays (every figure reads 100,000 rows), fewer calls.
+    let (warm_calls, mcp_calls, cold_runs) = (scale(200, 20), scale(100, 10), scale(5, 2));
     let test_home = TestHome::new();
     let home = Home::new(test_home.data_dir());
     std::fs::create_dir_all(home.bitrouter_home()).unwrap();
@@ -161,20 +152,20 @@ async fn main() {
     };
 
     let mut cold = Vec::new();
-    for _ in 0..COLD_RUNS {
+    for _ in 0..cold_runs {
         let mirror = SharedMirror::default();
         let t = Instant::now();
         let out = call(&mirror);
         cold.push(ms(t.elapsed()));
         assert_eq!(out.totals.requests as usize, ROWS);
     }
-    support::summary("cold: first call, reads 100k rows", " ms", cold);
+    harness::summary("cold: first call, reads 100k rows", " ms", cold);
 
     let mirror = SharedMirror::default();
     call(&mirror);
     let mut warm = Vec::new();
     let mut next = ROWS;
-    for _ in 0..WARM_CALLS {
+    for _ in 0..warm_calls {
         insert_rows(&conn, &mut rng, next, 10, 1);
         next += 10;
         let t = Instant::now();
@@ -183,7 +174,7 @@ async fn main() {
         assert_eq!(out.totals.requests as usize, next);
     }
     let (p50, p99) = (pct(&mut warm, 0.5), pct(&mut warm, 0.99));
-    support::summary("warm: 10 new rows per call, 100k aggregated", " ms", warm);
+    harness::summary("warm: 10 new rows per call, 100k aggregated", " ms", warm);
     println!(
         "warm p50 {p50:.2} ms, p99 {p99:.2} ms (target p50 <= {TARGET_P50_MS} ms: {})",
         if p50 <= TARGET_P50_MS {
@@ -194,7 +185,7 @@ async fn main() {
     );
 
     let mut group = Vec::new();
-    for _ in 0..COLD_RUNS {
+    for _ in 0..cold_runs {
         let t = Instant::now();
         let n: i64 = conn
             .prepare(
@@ -208,7 +199,7 @@ async fn main() {
         group.push(ms(t.elapsed()));
         assert!(n > 0);
     }
-    support::summary("sqlite GROUP BY (no percentiles), for scale", " ms", group);
+    harness::summary("sqlite GROUP BY (no percentiles), for scale", " ms", group);
 
     // A writer committing while cold reads run: how long do our reads hold it up? First alone,
     // for its own commit time (a rollback-journal commit is several fsyncs).
@@ -246,7 +237,7 @@ async fn main() {
     let (stop, writer) = writer(7);
     let mut during = Vec::new();
     let mut locked = 0;
-    for _ in 0..COLD_RUNS {
+    for _ in 0..cold_runs {
         let t = Instant::now();
         match usage::run(
             &home,
@@ -263,11 +254,11 @@ async fn main() {
     let mut waits = writer.join().unwrap();
     let max = waits.iter().cloned().fold(0.0, f64::max);
     println!(
-        "writer (1 commit / {WRITE_EVERY:?}) during {COLD_RUNS} cold reads: {} commits, p50 {:.2} ms, max {max:.2} ms, none failed",
+        "writer (1 commit / {WRITE_EVERY:?}) during {cold_runs} cold reads: {} commits, p50 {:.2} ms, max {max:.2} ms, none failed",
         waits.len(),
         pct(&mut waits, 0.5)
     );
-    support::summary("cold reads while the writer commits", " ms", during);
+    harness::summary("cold reads while the writer commits", " ms", during);
     println!("cold reads that gave up on the lock (> 1 s): {locked}");
 
     // Through the MCP server over stdio.
@@ -275,7 +266,7 @@ async fn main() {
     let mcp = Mcp::stdio(&test_home, None).await;
     mcp.ok("bitrouter_usage", json!({})).await;
     let mut over_mcp = Vec::new();
-    for _ in 0..MCP_CALLS {
+    for _ in 0..mcp_calls {
         let t = Instant::now();
         let u = mcp.ok("bitrouter_usage", json!({})).await;
         over_mcp.push(ms(t.elapsed()));
@@ -284,7 +275,7 @@ async fn main() {
     let bytes = serde_json::to_string(&mcp.ok("bitrouter_usage", json!({})).await)
         .unwrap()
         .len();
-    support::summary("MCP stdio: bitrouter_usage, warm", " ms", over_mcp);
+    harness::summary("MCP stdio: bitrouter_usage, warm", " ms", over_mcp);
     println!("structured result: {bytes} bytes");
     mcp.close().await;
 }

@@ -37,16 +37,8 @@ UPSTREAM_PID=""
 GATEWAY_PID=""
 DAEMON_PIDS=()
 
-# Running and not a zombie (a reaped-later child must not count as alive).
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
-stop_pid() { # <pid>: a process we started; TERM, then KILL after 10 s
-  local pid="$1"
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
+# alive, stop_pid, log, ok, fail, die, now, since, phase, phase_end, check, free_port, port_closed
+source "$REPO/scripts/lib/e2e-helpers.sh"
 cleanup() {
   local rc=$?
   stop_pid "$GATEWAY_PID"
@@ -60,32 +52,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "npm-e2e: $*" >&2; }
-ok() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1${2:+ -- $2}"; }
-die() { FAILED=$((FAILED + 1)); echo "FAIL $*"; echo "$PASSED passed, $FAILED failed"; exit 1; }
-now() { echo "${EPOCHREALTIME:-$(date +%s)}"; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
-PHASE=""
-PHASE_T0=""
-phase_end() { [ -n "$PHASE" ] && log "phase $PHASE $(since "$PHASE_T0") s"; PHASE=""; }
-phase() { phase_end; PHASE="$1"; PHASE_T0="$(now)"; echo "== $1" >&2; }
 T0="$(now)"
 
 command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed"
 SYS_NODE="$(command -v node)"
 SYS_NPM="$(command -v npm)"
 SYS_NPX="$(command -v npx)"
-# check <json-file> <js expression over `d`> <description>
-check() {
-  if node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));process.exit((0,eval)("(d)=>("+process.argv[2]+")")(d)?0:1)' "$1" "$2" 2>/dev/null; then
-    ok "$3"
-  else
-    fail "$3" "$(head -c 1500 "$1" 2>/dev/null)"
-  fi
-}
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-port_closed() { node -e 'const s=require("net").connect(+process.argv[1],"127.0.0.1");s.on("connect",()=>process.exit(1));s.on("error",()=>process.exit(0))' "$1"; }
 json_get() { node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));const v=(0,eval)("(d)=>("+process.argv[2]+")")(d);console.log(v ?? "")' "$1" "$2" 2>/dev/null || true; }
 
 npm_into() { # <dir> <package@version> [package.json body]: install into a temp dir, then move it into place

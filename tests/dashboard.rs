@@ -13,8 +13,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::upstream::{Mode, Upstream};
-use common::{Mcp, SERVER_BIN, TestHome, chat, free_port};
+use common::rig::Rig;
+use common::upstream::Mode;
+use common::{Mcp, SERVER_BIN, TestHome, chat};
 use serde_json::{Value, json};
 
 const APP_URI: &str = "ui://bitrouter/dashboard";
@@ -62,31 +63,22 @@ async fn open_page_shows_a_failover_within_two_seconds() {
         // make test installs it (.ci/run); a bare `cargo test` on a machine without it says so.
         panic!("chromium is not installed: apt-get install chromium (or set CHROMIUM)");
     }
-    let home = TestHome::new();
-    let a = Upstream::start("a").await;
-    let b = Upstream::start("b").await;
-    let port = free_port();
-    let cfg = home.write_config(&json!({
-        "port": port,
-        "healthCheckIntervalMs": 300,
-        "metricsPollMs": 200,
-        "providers": {
-            "pa": {"derives": "openai", "apiBase": a.api_base(), "apiKey": "key-a"},
-            "pb": {"derives": "openai", "apiBase": b.api_base(), "apiKey": "key-b"}
-        },
-        "models": {
-            "smart": {"strategy": "priority", "endpoints": [
-                {"provider": "pa", "modelId": "m1"}, {"provider": "pb", "modelId": "m2"}]}
-        }
-    }));
-    let mcp = Mcp::http(&home, Some(&cfg)).await;
-    mcp.wait_healthy().await;
+    let Rig {
+        home,
+        mcp,
+        upstreams: [a, b],
+        port,
+        token,
+    } = Rig::priority(["a", "b"])
+        .metrics_poll_ms(200)
+        .http()
+        .start()
+        .await;
     mcp.wait_status("smart served by pa:m1", Duration::from_secs(30), |s| {
         s["models"][0]["serving"] == json!(["pa:m1"])
             && s["models"][0]["endpoints"][1]["health"] == "healthy"
     })
     .await;
-    let token = mcp.api_token().await;
     let addr = recorded_address(&home).await;
     let url = format!("http://{addr}/");
 

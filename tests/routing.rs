@@ -7,124 +7,44 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::upstream::{Mode, Upstream};
-use common::{Mcp, TestHome, chat, free_port};
-use serde_json::{Value, json};
+use common::rig::{Rig, endpoint, model};
+use common::upstream::Mode;
+use serde_json::json;
 
 const KEY_A: &str = "key-a-literal-7f3e9c";
 const KEY_B: &str = "key-b-literal-2d81aa";
-const WAIT: Duration = Duration::from_secs(30);
 
-struct Rig {
-    home: TestHome,
-    mcp: Mcp,
-    a: Upstream,
-    b: Upstream,
-    port: u16,
-    token: String,
-}
-
-async fn rig() -> Rig {
-    let home = TestHome::new();
-    let a = Upstream::start("a").await;
-    let b = Upstream::start("b").await;
-    let port = free_port();
-    let cfg = home.write_config(&json!({
-        "port": port,
-        "healthCheckIntervalMs": 300,
-        "metricsPollMs": 100,
-        "providers": {
-            "pa": {"derives": "openai", "apiBase": a.api_base(), "apiKey": KEY_A},
-            "pb": {"derives": "openai", "apiBase": b.api_base(), "apiKey": KEY_B}
-        },
-        "models": {
-            "smart": {"strategy": "priority", "endpoints": [
-                {"provider": "pa", "modelId": "m1"}, {"provider": "pb", "modelId": "m2"}]},
-            "fast": {"strategy": "load_balance", "endpoints": [
-                {"provider": "pa", "modelId": "m1"}, {"provider": "pb", "modelId": "m2"}]}
-        }
-    }));
-    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
-    mcp.wait_healthy().await;
-    let token = mcp.api_token().await;
-    Rig {
-        home,
-        mcp,
-        a,
-        b,
-        port,
-        token,
-    }
-}
-
-fn endpoint<'a>(routes: &'a Value, model: &str, provider: &str) -> &'a Value {
-    routes["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == model)
-        .unwrap()["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["provider"] == provider)
-        .unwrap()
-}
-
-impl Rig {
-    async fn routes(&self) -> Value {
-        self.mcp.read_json("bitrouter://routes").await
-    }
-
-    /// Waits until `provider`'s endpoint of `model` is (in)active in the route table.
-    async fn wait_active(&self, model: &str, provider: &str, active: bool) -> Value {
-        let start = std::time::Instant::now();
-        loop {
-            let routes = self.routes().await;
-            if endpoint(&routes, model, provider)["active"] == active {
-                return routes;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "{model}/{provider} never became active={active}: {routes:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn chat(&self, model: &str) -> (u16, String) {
-        chat(self.port, &self.token, model).await
-    }
+/// `smart` (priority) and `fast` (load_balance), both over pa:m1 then pb:m2, with literal keys.
+async fn rig() -> Rig<2> {
+    Rig::priority(["a", "b"])
+        .keys([KEY_A, KEY_B])
+        .also_load_balanced("fast")
+        .start()
+        .await
 }
 
 #[tokio::test]
 async fn priority_fails_over_on_500_refused_and_stall_and_comes_back() {
     let rig = rig().await;
+    let [a, b] = &rig.upstreams;
     rig.wait_active("smart", "pa", true).await;
     let (status, body) = rig.chat("smart").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(rig.a.count("m1"), 1);
+    assert_eq!(a.count("m1"), 1);
     assert_eq!(
-        rig.a.seen()[0].authorization.as_deref(),
+        a.seen()[0].authorization.as_deref(),
         Some(format!("Bearer {KEY_A}").as_str()),
         "the upstream gets its configured key"
     );
 
     for mode in [Mode::Fail500, Mode::Refuse, Mode::Stall] {
-        rig.a.set_mode(mode).await;
+        a.set_mode(mode).await;
         let routes = rig.wait_active("smart", "pb", true).await;
         let pa = endpoint(&routes, "smart", "pa");
         assert_eq!(pa["active"], false, "{mode:?}");
         assert_eq!(pa["health"], "unhealthy", "{mode:?}");
         assert!(pa["last_error"].is_string(), "{mode:?}");
-        let smart = routes["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "smart")
-            .unwrap();
+        let smart = model(&routes, "smart");
         assert_eq!(smart["serving"], json!(["pb:m2"]), "{mode:?}");
         let switch = &smart["last_switch"];
         assert_eq!(
@@ -136,25 +56,25 @@ async fn priority_fails_over_on_500_refused_and_stall_and_comes_back() {
             switch["why"].as_str().unwrap().starts_with("pa:m1 out ("),
             "{mode:?}: {switch}"
         );
-        let before_b = rig.b.count("m2");
+        let before_b = b.count("m2");
         for _ in 0..3 {
             let (status, body) = rig.chat("smart").await;
             assert_eq!(status, 200, "{mode:?}: {body}");
             assert!(body.contains("hello from b"), "{mode:?}: {body}");
         }
-        assert_eq!(rig.b.count("m2"), before_b + 3);
+        assert_eq!(b.count("m2"), before_b + 3);
         assert_eq!(
-            rig.b.seen().last().unwrap().authorization.as_deref(),
+            b.seen().last().unwrap().authorization.as_deref(),
             Some(format!("Bearer {KEY_B}").as_str())
         );
 
-        rig.a.set_mode(Mode::Ok).await;
+        a.set_mode(Mode::Ok).await;
         rig.wait_active("smart", "pa", true).await;
-        let before_a = rig.a.count("m1");
+        let before_a = a.count("m1");
         let (status, body) = rig.chat("smart").await;
         assert_eq!(status, 200, "{mode:?} recovered: {body}");
         assert_eq!(
-            rig.a.count("m1"),
+            a.count("m1"),
             before_a + 1,
             "{mode:?}: back on the first endpoint"
         );
@@ -187,45 +107,39 @@ async fn priority_fails_over_on_500_refused_and_stall_and_comes_back() {
 #[tokio::test]
 async fn load_balance_spreads_over_live_endpoints_only() {
     let rig = rig().await;
+    let [a, b] = &rig.upstreams;
     let routes = rig.wait_active("fast", "pb", true).await;
     assert_eq!(endpoint(&routes, "fast", "pa")["active"], true);
     for _ in 0..10 {
         let (status, body) = rig.chat("fast").await;
         assert_eq!(status, 200, "{body}");
     }
-    assert_eq!(
-        (rig.a.count("m1"), rig.b.count("m2")),
-        (5, 5),
-        "round-robin"
-    );
+    assert_eq!((a.count("m1"), b.count("m2")), (5, 5), "round-robin");
 
-    rig.b.set_mode(Mode::Refuse).await;
+    b.set_mode(Mode::Refuse).await;
     rig.wait_active("fast", "pb", false).await;
     for _ in 0..10 {
         let (status, body) = rig.chat("fast").await;
         assert_eq!(status, 200, "{body}");
     }
-    assert_eq!(rig.a.count("m1"), 15, "all traffic on the live endpoint");
+    assert_eq!(a.count("m1"), 15, "all traffic on the live endpoint");
 
-    rig.b.set_mode(Mode::Ok).await;
+    b.set_mode(Mode::Ok).await;
     rig.wait_active("fast", "pb", true).await;
     for _ in 0..4 {
         rig.chat("fast").await;
     }
-    assert_eq!(
-        rig.b.count("m2"),
-        7,
-        "restored endpoint takes its share again"
-    );
+    assert_eq!(b.count("m2"), 7, "restored endpoint takes its share again");
     rig.mcp.close().await;
 }
 
 #[tokio::test]
 async fn direct_provider_model_routing_works() {
     let rig = rig().await;
+    let [_, b] = &rig.upstreams;
     let (status, body) = rig.chat("pb:anything-9").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(rig.b.count("anything-9"), 1);
+    assert_eq!(b.count("anything-9"), 1);
     let routes = rig.routes().await;
     let direct = routes["direct_providers"].as_array().unwrap();
     assert!(

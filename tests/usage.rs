@@ -9,8 +9,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::upstream::{Mode, Upstream};
-use common::{Mcp, TestHome, chat, free_port};
+use common::rig::Rig;
+use common::upstream::Mode;
+use common::{Mcp, TestHome, chat};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -70,26 +71,13 @@ async fn wait_active(mcp: &Mcp, model: &str, provider: &str) {
 
 #[tokio::test]
 async fn usage_shows_what_the_fallback_served_and_counts_every_request_sent() {
-    let home = TestHome::new();
-    let a = Upstream::start("a").await;
-    let b = Upstream::start("b").await;
-    let port = free_port();
-    let cfg = home.write_config(&json!({
-        "port": port,
-        "healthCheckIntervalMs": 300,
-        "metricsPollMs": 100,
-        "providers": {
-            "pa": {"derives": "openai", "apiBase": a.api_base(), "apiKey": "key-a"},
-            "pb": {"derives": "openai", "apiBase": b.api_base(), "apiKey": "key-b"}
-        },
-        "models": {
-            "smart": {"strategy": "priority", "endpoints": [
-                {"provider": "pa", "modelId": "m1"}, {"provider": "pb", "modelId": "m2"}]}
-        }
-    }));
-    let mcp = Mcp::stdio(&home, Some(&cfg)).await;
-    mcp.wait_healthy().await;
-    let token = mcp.api_token().await;
+    let Rig {
+        home,
+        mcp,
+        upstreams: [a, _b],
+        port,
+        token,
+    } = Rig::priority(["a", "b"]).start().await;
     wait_active(&mcp, "smart", "pa").await;
 
     // Served by the first endpoint, while usage is read over and over: reads never make the

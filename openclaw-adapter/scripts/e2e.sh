@@ -59,15 +59,9 @@ GATEWAY_PID=""
 GW_SERVER_PID=""
 GW_DAEMON_PID=""
 
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-stop_pid() { # <pid> [signal]: signal a process we started and wait up to 10 s for it to go
-  local pid="$1"
-  alive "$pid" || return 0
-  kill "-${2:-TERM}" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
+# alive, stop_pid, log, ok, fail, die, now, since, phase, phase_end, check, free_port, port_closed
+source "$REPO/scripts/lib/e2e-helpers.sh"
+
 cleanup() {
   local rc=$?
   stop_pid "$GATEWAY_PID"
@@ -88,26 +82,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "e2e: $*" >&2; }
-ok() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1${2:+ -- $2}"; }
-die() { # a failure later phases cannot do without: report it and stop
-  FAILED=$((FAILED + 1))
-  echo "FAIL $*"
-  phase_end
-  echo "$PASSED passed, $FAILED failed"
-  exit 1
-}
-
-now() { echo "${EPOCHREALTIME:-$(date +%s)}"; }
-PHASE=""
-PHASE_T0=""
 T0="$(now)"
-phase_end() {
-  [ -n "$PHASE" ] && printf 'e2e: phase %-9s %6.1f s\n' "$PHASE" "$(awk -v a="$PHASE_T0" -v b="$(now)" 'BEGIN{print b-a}')" >&2
-  PHASE=""
-}
-phase() { phase_end; PHASE="$1"; PHASE_T0="$(now)"; echo "== $1" >&2; }
 
 # ---------------------------------------------------------------- toolchain (cached)
 phase toolchain
@@ -151,17 +126,7 @@ use_home() { OC_HOME="$WORK/$1"; mkdir -p "$OC_HOME"; }
 oc() { OPENCLAW_HOME="$OC_HOME" HOME="$OC_HOME" "$NODE" "$OC_MJS" "$@"; }
 log "$(OPENCLAW_HOME="$WORK" HOME="$WORK" "$NODE" "$OC_MJS" --version 2>/dev/null | tail -1) on Node $("$NODE" --version)"
 
-# check <json-file> <js expression over `d`> <description>
-check() {
-  if "$NODE" -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));process.exit((0,eval)("(d)=>("+process.argv[2]+")")(d)?0:1)' "$1" "$2" 2>/dev/null; then
-    ok "$3"
-  else
-    fail "$3" "$(head -c 800 "$1" 2>/dev/null)"
-  fi
-}
 jsonl_to_json() { "$NODE" -e 'const fs=require("fs");let t="";try{t=fs.readFileSync(process.argv[1],"utf8")}catch{};console.log(JSON.stringify(t.split("\n").filter(Boolean).map(l=>JSON.parse(l))))' "$1" >"$2"; }
-free_port() { "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-port_closed() { "$NODE" -e 'const s=require("net").connect(+process.argv[1],"127.0.0.1");s.on("connect",()=>process.exit(1));s.on("error",()=>process.exit(0))' "$1"; }
 mcp() { "$NODE" "$HELPERS/mcp-call.js" "$@"; }
 
 # ---------------------------------------------------------------- server: fake upstream + real bitrouter-mcp

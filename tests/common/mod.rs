@@ -2,6 +2,7 @@
 //! by rmcp's client, the real `bitrouter` daemon, and fake upstream LLM providers on 127.0.0.1.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod rig;
 pub mod tls;
 pub mod upstream;
 
