@@ -29,6 +29,7 @@
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 
 /**
  * @typedef {import("@modelcontextprotocol/sdk/client/index.js").Client} Client
@@ -66,8 +67,27 @@ export function loadSdk() {
       ResourceUpdatedNotificationSchema: types.ResourceUpdatedNotificationSchema,
     };
     return SDK;
+  }, (e) => {
+    throw sdkLoadError(e);
   });
   return sdkLoading;
+}
+
+/**
+ * Says what to do when the SDK is missing: a linked checkout (`openclaw plugins install -l`) is loaded
+ * as it is, without the npm install a managed install runs. Other load errors pass through.
+ * @param {unknown} e
+ */
+export function sdkLoadError(e) {
+  const code = /** @type {{ code?: unknown }} */ (e)?.code;
+  const text = e instanceof Error ? e.message : String(e);
+  if (code !== "ERR_MODULE_NOT_FOUND" || !text.includes("@modelcontextprotocol/sdk")) return e;
+  const dir = fileURLToPath(new URL("..", import.meta.url));
+  return new Error(
+    `the plugin's dependency @modelcontextprotocol/sdk is not installed: run \`npm install --no-save\` in ${dir}` +
+      ` (a linked checkout is loaded without one), then restart the gateway`,
+    { cause: e },
+  );
 }
 
 /**

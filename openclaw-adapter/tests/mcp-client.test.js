@@ -231,3 +231,27 @@ describe("McpHttpClient transport variants", () => {
     await server.close();
   });
 });
+
+describe("a linked checkout without its npm install", () => {
+  it("says to install the SDK instead of a bare module-not-found", async () => {
+    const fs = await import("node:fs");
+    const os = await import("node:os");
+    const path = await import("node:path");
+    const { pathToFileURL } = await import("node:url");
+    // The plugin's files as a clone has them, with no node_modules anywhere above.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "adapter-no-deps-"));
+    try {
+      const here = new URL("..", import.meta.url);
+      fs.cpSync(new URL("src", here), path.join(dir, "src"), { recursive: true });
+      fs.copyFileSync(new URL("package.json", here), path.join(dir, "package.json"));
+      const mod = await import(pathToFileURL(path.join(dir, "src", "mcp-client.js")).href);
+      await assert.rejects(mod.loadSdk(), (e) => {
+        assert.match(e.message, /@modelcontextprotocol\/sdk is not installed/);
+        assert.ok(e.message.includes(`npm install --no-save\` in ${dir}`), e.message);
+        return true;
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
