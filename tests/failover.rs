@@ -14,6 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::rig::{self, endpoint};
 use common::upstream::{Mode, Upstream};
 use common::{Daemon, Mcp, TestHome, chat, free_port};
 use serde_json::{Value, json};
@@ -273,14 +274,7 @@ async fn seed() -> Seed {
             "openai": {"apiBase": openai.api_base()},
             "anthropic": {"apiBase": anthropic.api_base()}
         },
-        "models": {
-            "fast": {"strategy": "load_balance", "endpoints": [
-                {"provider": "openai", "modelId": "gpt-4o-mini"},
-                {"provider": "anthropic", "modelId": "claude-3.5-haiku"}]},
-            "smart": {"strategy": "priority", "endpoints": [
-                {"provider": "anthropic", "modelId": "claude-sonnet-4-20250514"},
-                {"provider": "openai", "modelId": "gpt-4o"}]}
-        }
+        "models": common::seed_models()
     }));
     let mcp = Mcp::stdio_logged(
         &home,
@@ -302,20 +296,6 @@ async fn seed() -> Seed {
         port,
         token,
     }
-}
-
-fn endpoint<'a>(routes: &'a Value, model: &str, provider: &str) -> &'a Value {
-    routes["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == model)
-        .unwrap_or_else(|| panic!("no {model}: {routes:#}"))["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["provider"] == provider)
-        .unwrap_or_else(|| panic!("no {model}/{provider}: {routes:#}"))
 }
 
 /// `bitrouter_status`'s entry for `model`: route health as most MCP clients see it (a tool, not
@@ -357,18 +337,7 @@ impl Seed {
 
     /// Waits until `provider`'s endpoint of `model` is (in)active in the route table.
     async fn wait_active(&self, model: &str, provider: &str, active: bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let routes = self.routes().await;
-            if endpoint(&routes, model, provider)["active"] == active {
-                return routes;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "{model}/{provider} never became active={active}: {routes:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        rig::wait_active(&self.mcp, model, provider, active).await
     }
 
     async fn chat(&self, model: &str) -> (u16, String) {

@@ -17,14 +17,7 @@ fn config() -> Value {
         "autoStart": false,
         "providers": {"openrouter": {"derives": "openai", "apiBase": "https://openrouter.example/api/v1",
                                      "apiKey": "sk-or-literal-secret-123"}},
-        "models": {
-            "fast": {"strategy": "load_balance", "endpoints": [
-                {"provider": "openai", "modelId": "gpt-4o-mini"},
-                {"provider": "anthropic", "modelId": "claude-3.5-haiku"}]},
-            "smart": {"strategy": "priority", "endpoints": [
-                {"provider": "anthropic", "modelId": "claude-sonnet-4-20250514"},
-                {"provider": "openai", "modelId": "gpt-4o"}]}
-        }
+        "models": common::seed_models()
     })
 }
 

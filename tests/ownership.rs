@@ -7,13 +7,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::upstream::Upstream;
-use common::{Mcp, TestHome, chat, free_port, kill, process_gone, wait_gone};
+use common::{Mcp, TestHome, chat, free_port, kill, process_gone, snapshot, wait_gone};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -536,22 +536,4 @@ async fn twenty_random_sigkills_among_three_servers_never_make_two_daemons() {
         seen.len(),
         started.elapsed().as_secs_f64()
     );
-}
-
-/// Every file under `dir`, relative path → bytes.
-fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::upstream::Upstream;
-use common::{Mcp, TestHome, chat, free_port, kill, process_gone, wait_gone};
+use common::{Mcp, TestHome, chat, free_port, kill, process_gone, snapshot, wait_gone};
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
@@ -33,24 +33,6 @@ fn healthy(s: &Value) -> bool {
 
 fn pid(s: &Value) -> Option<u32> {
     s["daemon"]["pid"].as_u64().map(|p| p as u32)
-}
-
-/// Every file under `dir`, relative path → bytes.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 /// `bitrouter-mcp auth login --stdin`, as a user stores a provider key.

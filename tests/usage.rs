@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::rig::Rig;
+use common::rig::{self, Rig};
 use common::upstream::Mode;
 use common::{Mcp, TestHome, chat};
 use serde_json::{Value, json};
@@ -40,35 +40,6 @@ async fn wait_requests(mcp: &Mcp, n: u64) -> Value {
     }
 }
 
-/// Waits until `provider`'s endpoint of `model` is the active one in the route table.
-async fn wait_active(mcp: &Mcp, model: &str, provider: &str) {
-    let start = Instant::now();
-    loop {
-        let routes = mcp.read_json("bitrouter://routes").await;
-        let active = routes["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == model)
-            .and_then(|m| {
-                m["endpoints"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|e| e["provider"] == provider)
-            })
-            .is_some_and(|e| e["active"] == true);
-        if active {
-            return;
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "{model}/{provider} never became active: {routes:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn usage_shows_what_the_fallback_served_and_counts_every_request_sent() {
     let Rig {
@@ -78,7 +49,7 @@ async fn usage_shows_what_the_fallback_served_and_counts_every_request_sent() {
         port,
         token,
     } = Rig::priority(["a", "b"]).start().await;
-    wait_active(&mcp, "smart", "pa").await;
+    rig::wait_active(&mcp, "smart", "pa", true).await;
 
     // Served by the first endpoint, while usage is read over and over: reads never make the
     // daemon's writes fail or get lost.
@@ -100,7 +71,7 @@ async fn usage_shows_what_the_fallback_served_and_counts_every_request_sent() {
 
     // The first endpoint dies; the route moves to the fallback, which serves the next requests.
     a.set_mode(Mode::Fail500).await;
-    wait_active(&mcp, "smart", "pb").await;
+    rig::wait_active(&mcp, "smart", "pb", true).await;
     for _ in 0..4 {
         let (status, body) = chat(port, &token, "smart").await;
         assert_eq!(status, 200, "{body}");

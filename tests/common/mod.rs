@@ -523,3 +523,34 @@ impl Daemon {
         let _ = self.child.kill().await;
     }
 }
+
+/// Every file under `dir` (which must exist), relative path → bytes: to prove a tree unchanged.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The seed plugin README's example virtual models, as written there: `fast` balances OpenAI's
+/// gpt-4o-mini and Anthropic's claude-3.5-haiku, `smart` prefers Anthropic's Sonnet over gpt-4o.
+pub fn seed_models() -> Value {
+    serde_json::json!({
+        "fast": {"strategy": "load_balance", "endpoints": [
+            {"provider": "openai", "modelId": "gpt-4o-mini"},
+            {"provider": "anthropic", "modelId": "claude-3.5-haiku"}]},
+        "smart": {"strategy": "priority", "endpoints": [
+            {"provider": "anthropic", "modelId": "claude-sonnet-4-20250514"},
+            {"provider": "openai", "modelId": "gpt-4o"}]}
+    })
+}

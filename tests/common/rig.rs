@@ -65,18 +65,7 @@ impl<const N: usize> Rig<N> {
 
     /// Waits until `provider`'s endpoint of `model` is (in)active in the route table; returns it.
     pub async fn wait_active(&self, model: &str, provider: &str, active: bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let routes = self.routes().await;
-            if endpoint(&routes, model, provider)["active"] == active {
-                return routes;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "{model}/{provider} never became active={active}: {routes:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_active(&self.mcp, model, provider, active).await
     }
 
     /// A chat completion for `model` through the daemon (see [`super::chat`]).
@@ -173,6 +162,23 @@ impl<const N: usize> RigBuilder<N> {
             port,
             token,
         }
+    }
+}
+
+/// Waits until `provider`'s endpoint of `model` is (in)active in `mcp`'s route table
+/// (`bitrouter://routes`); returns the table.
+pub async fn wait_active(mcp: &Mcp, model: &str, provider: &str, active: bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let routes = mcp.read_json("bitrouter://routes").await;
+        if endpoint(&routes, model, provider)["active"] == active {
+            return routes;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{model}/{provider} never became active={active}: {routes:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
