@@ -25,6 +25,7 @@ use rmcp::ServiceExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[tokio::main]
 async fn main() {
@@ -195,7 +196,9 @@ async fn breakdown(stdio_keys: &Stats, stdio_ping: &Stats, stdio_status: &Stats)
     ))
     .unwrap();
     let shutdown = CancellationToken::new();
-    let (state, task) = AppState::start(
+    let tasks = TaskTracker::new();
+    let (state, supervised) = AppState::start(
+        &tasks,
         h.clone(),
         config,
         None,
@@ -251,7 +254,10 @@ async fn breakdown(stdio_keys: &Stats, stdio_ping: &Stats, stdio_status: &Stats)
     let (blocking_keys, blocking_ping) =
         in_process_pair(&state, (server_in, server_out), (s2c_rx, c2s_tx)).await;
     shutdown.cancel();
-    let _ = task.await;
+    let _ = supervised.await;
+    tasks.close();
+    tasks.wait().await;
+    state.ownership.withdraw();
 
     print_us("rmcp in one process, tokio duplex: keys list", &duplex_keys);
     print_us("rmcp in one process, tokio duplex: ping", &duplex_ping);

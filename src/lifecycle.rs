@@ -70,7 +70,7 @@ pub async fn serve(
         Some(addr) => format!("http://{addr}/mcp"),
         None => "stdio".to_string(),
     };
-    let (state, supervised) = AppState::start_on(
+    let (state, supervised) = AppState::start(
         &tasks,
         home,
         config,

@@ -69,43 +69,13 @@ impl schemars::JsonSchema for StatusJson {
 }
 
 impl AppState {
-    /// [`AppState::start_on`] with a tracker of its own, for callers that manage no other
-    /// tasks (benchmarks): the returned task ends once every task has ended after `shutdown`
-    /// and the ownership is withdrawn.
-    pub fn start(
-        home: Home,
-        config: PluginConfig,
-        config_file: Option<PathBuf>,
-        transport: String,
-        options: SupervisorOptions,
-        shutdown: CancellationToken,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
-        let tasks = TaskTracker::new();
-        let (state, _) = Self::start_on(
-            &tasks,
-            home,
-            config,
-            config_file,
-            transport,
-            options,
-            shutdown,
-        );
-        tasks.close();
-        let ownership = state.ownership.clone();
-        let done = tokio::spawn(async move {
-            tasks.wait().await;
-            ownership.withdraw();
-        });
-        (state, done)
-    }
-
     /// Builds the state and starts, as `tasks`, the config watcher, the supervisor (which first
     /// takes or waits for the data dir's ownership), the route control plane, the publication of
     /// their state (once owner) and the route-change notifications. Every one of them ends on
     /// `shutdown`. `transport` names how this server is reached (`stdio` or its URL), for other
     /// servers' status. The returned task is the supervisor's: it ends once the daemon is
     /// stopped after `shutdown`. The caller withdraws the ownership once `tasks` are joined.
-    pub fn start_on(
+    pub fn start(
         tasks: &TaskTracker,
         home: Home,
         config: PluginConfig,
